@@ -1,0 +1,63 @@
+"""Field types shared by the Twilio schemas: SIDs, case-insensitive enums, snake_case names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+_SID_BODY = re.compile(r"[0-9a-fA-F]{32}")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+class Sid(fields.String):
+    """A Twilio SID: a two-letter prefix and 32 hex digits, e.g. ``RT`` for a recording."""
+
+    def __init__(self, prefix: str, **kwargs: Any) -> None:
+        if len(prefix) != 2 or not prefix.isalpha():
+            raise ValueError(f"a SID prefix is two letters, not {prefix!r}")
+        super().__init__(**kwargs)
+        self.prefix = prefix
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) != 34 or not _SID_BODY.fullmatch(text[2:]):
+            raise ValidationError(f"Not a valid {self.prefix} SID: two letters and 32 hex digits.")
+        if text[:2] != self.prefix:
+            raise ValidationError(f"Not a valid {self.prefix} SID: it starts with {text[:2]!r}.")
+        return text
+
+
+class CaseInsensitiveEnum(fields.String):
+    """A string from a fixed set, matched case-insensitively and normalised to its canonical
+    spelling (Twilio sends ``vp8`` where its own spec says ``VP8``)."""
+
+    def __init__(self, choices: Iterable[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices = tuple(choices)
+        self._canonical = {choice.casefold(): choice for choice in self.choices}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self._canonical[text.casefold()]
+        except KeyError:
+            raise ValidationError(f"Must be one of: {', '.join(self.choices)}.") from None
+
+
+def snake_case(name: str) -> str:
+    """``RecordingSid`` -> ``recording_sid``; ``OffsetFromTwilioVideoEpoch`` ->
+    ``offset_from_twilio_video_epoch``; names already in snake_case are kept."""
+    return _CAMEL_BOUNDARY.sub("_", name).replace("-", "_").lower()
+
+
+def snake_keys(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {snake_case(key): value for key, value in params.items()}
+
+
+def iso8601(moment: datetime) -> str:
+    """An aware datetime in ISO 8601 UTC as Twilio writes it: ``2020-08-20T01:42:05.839174Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,221 @@
+"""The service's configuration, read from environment variables.
+
+Loaded once, at the edges (``create_app``, the Celery app). A missing or malformed variable
+raises :class:`ConfigurationError` naming it, so a misconfigured process refuses to start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from schemas.fields import Sid
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+_positive = validate.Range(min=0, min_inclusive=False)
+
+
+class ConfigurationError(ValueError):
+    """The environment does not describe a runnable service; the message names each variable."""
+
+
+class CommaList(fields.Field):
+    """``a, b,,c`` -> ``["a", "b", "c"]``; each item checked by ``inner``."""
+
+    def __init__(self, inner: fields.Field, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, str):
+            raise ValidationError("Must be a comma-separated list.")
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        return [self.inner.deserialize(item) for item in items]
+
+
+def _check_webhook_secret(value: str) -> None:
+    body = value.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body + "==", validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not value.startswith("whsec_") or len(key) < 24:
+        raise ValidationError("Must be whsec_ followed by a base64 key of at least 24 bytes.")
+
+
+class _BaseSettingsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    redis_url = fields.String(data_key="REDIS_URL", load_default=DEFAULT_REDIS_URL)
+    broker_url = fields.String(data_key="CELERY_BROKER_URL", load_default=None)
+    log_level = fields.String(
+        data_key="LOG_LEVEL",
+        load_default="INFO",
+        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    )
+
+    @post_load
+    def _default_broker(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["broker_url"] = data["broker_url"] or data["redis_url"]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    twilio_auth_token: str = field(repr=False)
+    twilio_auth_token_secondary: str | None = field(repr=False)
+    public_base_url: str | None
+    trust_proxy_headers: bool
+    redis_url: str = field(repr=False)
+    broker_url: str = field(repr=False)
+    enqueue_timeout: float
+    log_level: str
+
+
+class WebSettingsSchema(_BaseSettingsSchema):
+    twilio_auth_token = fields.String(
+        data_key="TWILIO_AUTH_TOKEN", required=True, validate=validate.Length(min=1)
+    )
+    twilio_auth_token_secondary = fields.String(
+        data_key="TWILIO_AUTH_TOKEN_SECONDARY", load_default=None
+    )
+    public_base_url = fields.Url(data_key="PUBLIC_BASE_URL", load_default=None, require_tld=False)
+    trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
+    enqueue_timeout = fields.Float(data_key="ENQUEUE_TIMEOUT", load_default=0.5, validate=_positive)
+
+    @post_load
+    def _to_settings(self, data: dict[str, Any], **_: Any) -> WebSettings:
+        if data["public_base_url"]:
+            data["public_base_url"] = data["public_base_url"].rstrip("/")
+        return WebSettings(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    twilio_account_sid: str
+    twilio_auth_token: str | None = field(repr=False)
+    twilio_api_key_sid: str | None
+    twilio_api_key_secret: str | None = field(repr=False)
+    twilio_video_base_url: str
+    twilio_timeout: float
+    handlers: tuple[str, ...]
+    forward_urls: tuple[str, ...]
+    forward_secret: str | None = field(repr=False)
+    forward_allow_http: bool
+    forward_timeout: float
+    max_retries: int
+    retry_backoff_max: float
+    visibility_timeout: int
+    redis_url: str = field(repr=False)
+    broker_url: str = field(repr=False)
+    log_level: str
+
+    @property
+    def twilio_credentials(self) -> tuple[str, str]:
+        """(username, password) for Twilio's REST API: the API key when set, else the account."""
+        if self.twilio_api_key_sid and self.twilio_api_key_secret:
+            return self.twilio_api_key_sid, self.twilio_api_key_secret
+        assert self.twilio_auth_token is not None  # guaranteed by WorkerSettingsSchema
+        return self.twilio_account_sid, self.twilio_auth_token
+
+
+class WorkerSettingsSchema(_BaseSettingsSchema):
+    twilio_account_sid = Sid("AC", data_key="TWILIO_ACCOUNT_SID", required=True)
+    twilio_auth_token = fields.String(data_key="TWILIO_AUTH_TOKEN", load_default=None)
+    twilio_api_key_sid = Sid("SK", data_key="TWILIO_API_KEY_SID", load_default=None)
+    twilio_api_key_secret = fields.String(data_key="TWILIO_API_KEY_SECRET", load_default=None)
+    twilio_video_base_url = fields.Url(
+        data_key="TWILIO_VIDEO_BASE_URL", load_default="https://video.twilio.com", require_tld=False
+    )
+    twilio_timeout = fields.Float(data_key="TWILIO_TIMEOUT", load_default=10.0, validate=_positive)
+    handlers = CommaList(fields.String(), data_key="HANDLERS", load_default=["log"])
+    forward_urls = CommaList(
+        fields.Url(require_tld=False, schemes={"http", "https"}),
+        data_key="FORWARD_URLS",
+        load_default=[],
+    )
+    forward_secret = fields.String(
+        data_key="FORWARD_SECRET", load_default=None, validate=_check_webhook_secret
+    )
+    forward_allow_http = fields.Boolean(data_key="FORWARD_ALLOW_HTTP", load_default=False)
+    forward_timeout = fields.Float(
+        data_key="FORWARD_TIMEOUT", load_default=10.0, validate=_positive
+    )
+    max_retries = fields.Integer(
+        data_key="TASK_MAX_RETRIES", load_default=10, validate=validate.Range(min=0, max=100)
+    )
+    retry_backoff_max = fields.Float(
+        data_key="RETRY_BACKOFF_MAX", load_default=600.0, validate=_positive
+    )
+    visibility_timeout = fields.Integer(
+        data_key="VISIBILITY_TIMEOUT", load_default=3600, validate=validate.Range(min=60)
+    )
+
+    @validates_schema
+    def _check_consistency(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        key_sid, key_secret = data.get("twilio_api_key_sid"), data.get("twilio_api_key_secret")
+        if bool(key_sid) != bool(key_secret):
+            missing = "TWILIO_API_KEY_SECRET" if key_sid else "TWILIO_API_KEY_SID"
+            errors[missing] = ["Set both TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET, or neither."]
+        elif not key_sid and not data.get("twilio_auth_token"):
+            errors["TWILIO_AUTH_TOKEN"] = [
+                "Required to call Twilio's REST API unless TWILIO_API_KEY_SID and "
+                "TWILIO_API_KEY_SECRET are set."
+            ]
+        if "forward" in data.get("handlers", []):
+            if not data.get("forward_urls"):
+                errors["FORWARD_URLS"] = ["Required when HANDLERS includes forward."]
+            if not data.get("forward_secret"):
+                errors["FORWARD_SECRET"] = ["Required when HANDLERS includes forward."]
+        if not data.get("forward_allow_http"):
+            plain = [url for url in data.get("forward_urls", []) if not url.startswith("https://")]
+            if plain:
+                errors["FORWARD_URLS"] = [
+                    f"Not https: {', '.join(plain)}. Set FORWARD_ALLOW_HTTP=1 for local targets."
+                ]
+        if data.get("retry_backoff_max", 0) * 2 >= data.get("visibility_timeout", 3600):
+            errors["RETRY_BACKOFF_MAX"] = ["Must be under half of VISIBILITY_TIMEOUT."]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _to_settings(self, data: dict[str, Any], **_: Any) -> WorkerSettings:
+        for name in ("handlers", "forward_urls"):
+            data[name] = tuple(data[name])
+        return WorkerSettings(**data)
+
+
+def load_settings(schema: Schema, env: Mapping[str, str]) -> Any:
+    """Load ``env`` with ``schema``; empty variables count as unset."""
+    present = {key: value for key, value in env.items() if value != ""}
+    try:
+        return schema.load(present)
+    except ValidationError as exc:
+        found: dict[str, Any] = exc.normalized_messages()
+        problems = "; ".join(
+            f"{name}: {' '.join(_flatten(messages))}" for name, messages in sorted(found.items())
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+
+def _flatten(messages: Any) -> list[str]:
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, Mapping):
+        return [m for value in messages.values() for m in _flatten(value)]
+    return [m for value in messages for m in _flatten(value)]

@@ -1,0 +1,63 @@
+"""A real HTTP server standing in for a user's webhook receiver. It verifies every delivery's
+Standard Webhooks signature with the ``standardwebhooks`` library and records what arrived."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+@dataclass
+class Delivery:
+    webhook_id: str
+    body: dict[str, Any]
+    status: int
+
+
+@dataclass
+class ForwardTarget:
+    """``answers``: statuses to give the next requests (then 200s); every request is logged in
+    ``attempts``, every verified 2xx in ``deliveries``."""
+
+    secret: str
+    answers: deque[int] = field(default_factory=deque)
+    attempts: list[Delivery] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.webhook = Webhook(self.secret)
+        self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _app(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        data = request.get_data()
+        try:
+            body = self.webhook.verify(data, dict(request.headers))
+        except (WebhookVerificationError, ValueError) as exc:
+            with self.lock:
+                self.invalid.append(f"{exc}: {data[:200]!r}")
+            return Response("bad signature", status=400)(environ, start_response)
+        with self.lock:
+            status = self.answers.popleft() if self.answers else 200
+            self.attempts.append(Delivery(request.headers["webhook-id"], body, status))
+        return Response(json.dumps({"ok": status < 300}), status=status)(environ, start_response)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self.lock:
+            return [attempt for attempt in self.attempts if 200 <= attempt.status < 300]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

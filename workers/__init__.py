@@ -1,0 +1,56 @@
+"""The Celery side of roomrec: run it with ``celery -A workers worker``.
+
+``workers.app`` is built on first access from the environment, so importing this package (as
+the web does, for :mod:`workers.enqueue`) reads no worker settings. A misconfigured worker
+fails at start-up with :class:`schemas.settings.ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery
+
+from schemas.settings import (
+    ConfigurationError,
+    WorkerSettings,
+    WorkerSettingsSchema,
+    load_settings,
+)
+from workers.celery_app import make_celery
+from workers.errors import UnknownHandlerError
+
+
+def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) -> Celery:
+    """The worker's Celery app for ``config`` (environment-style variables or settings)."""
+    settings: WorkerSettings = (
+        config
+        if isinstance(config, WorkerSettings)
+        else load_settings(WorkerSettingsSchema(), os.environ if config is None else config)
+    )
+    from workers.handlers import resolve
+
+    try:
+        for name in settings.handlers:
+            resolve(name)
+    except UnknownHandlerError as exc:
+        raise ConfigurationError(f"invalid configuration: HANDLERS: {exc}") from None
+    app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
+    app.conf.update(roomrec_settings=settings, include=["workers.tasks"])
+    import workers.tasks  # noqa: F401  (registers the tasks)
+
+    return app
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    global _app
+    if name in ("app", "celery"):
+        if _app is None:
+            _app = create_worker_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

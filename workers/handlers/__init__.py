@@ -1,0 +1,107 @@
+"""Downstream handlers: a plain registry of built-ins plus the user's own functions.
+
+A handler receives each processed event. Built-ins are classes built once per worker process
+from a :class:`HandlerContext`; a user's handler is a function named in ``HANDLERS`` as
+``package.module:function`` and called as ``function(event, recording)``, where ``event`` is a
+:class:`schemas.HandlerEvent` (stable ``id``, ``type``, the callback in ``event.event``) and
+``recording`` the validated :class:`schemas.RoomRecording` (``None`` for non-recording events).
+
+A handler signals failure by raising: :class:`workers.errors.PermanentError` stops at once,
+anything else is retried with backoff. A handler with several ``targets`` (``forward`` has one
+per URL) runs and is retried once per target.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+import requests
+
+from schemas import HandlerEvent, RoomRecording
+from schemas.settings import WorkerSettings
+from workers.errors import UnknownHandlerError
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What built-in handlers may use; built once per worker process."""
+
+    settings: WorkerSettings
+    redis: redis.Redis
+    http: requests.Session
+
+
+class Handler(Protocol):
+    name: str
+
+    def targets(self) -> Sequence[str | None]:
+        """Where this handler delivers; it runs once per target."""
+        ...
+
+    def __call__(self, event: HandlerEvent, target: str | None) -> None: ...
+
+
+UserFunction = Callable[[HandlerEvent, RoomRecording | None], object]
+HandlerFactory = Callable[[HandlerContext], Handler]
+BUILTINS: dict[str, HandlerFactory] = {}
+
+
+def builtin(name: str) -> Callable[[HandlerFactory], HandlerFactory]:
+    """Register a built-in handler factory under ``name``."""
+
+    def register(factory: HandlerFactory) -> HandlerFactory:
+        if name in BUILTINS:
+            raise ValueError(f"handler {name!r} is already registered")
+        BUILTINS[name] = factory
+        return factory
+
+    return register
+
+
+class FunctionHandler:
+    """A user's ``package.module:function`` handler."""
+
+    def __init__(self, name: str, function: UserFunction) -> None:
+        self.name = name
+        self.function = function
+
+    def targets(self) -> Sequence[str | None]:
+        return (None,)
+
+    def __call__(self, event: HandlerEvent, target: str | None) -> None:
+        self.function(event, event.recording)
+
+
+def import_function(path: str) -> UserFunction:
+    module_name, _, attribute = path.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownHandlerError(f"handler {path!r} cannot be imported: {exc}") from exc
+    if not callable(function):
+        raise UnknownHandlerError(f"handler {path!r} is not callable")
+    return function
+
+
+def resolve(name: str) -> HandlerFactory:
+    """The factory for a built-in name or a ``package.module:function`` path."""
+    from workers.handlers import forward, log  # noqa: F401  (registers the built-ins)
+
+    if name in BUILTINS:
+        return BUILTINS[name]
+    if ":" in name:
+        function = import_function(name)
+        return lambda _context: FunctionHandler(name, function)
+    known = ", ".join(sorted(BUILTINS))
+    raise UnknownHandlerError(
+        f"unknown handler {name!r}: use one of {known} or package.module:function"
+    )
+
+
+def load_handlers(names: Sequence[str], context: HandlerContext) -> dict[str, Handler]:
+    """Build the handlers named in ``HANDLERS``, in order; raises on the first unknown name."""
+    return {name: resolve(name)(context) for name in names}

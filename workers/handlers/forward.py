@@ -1,0 +1,94 @@
+"""``forward``: POST each event as JSON to every ``FORWARD_URLS`` target, signed per the
+Standard Webhooks spec (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
+
+The ``webhook-id`` is the event's id, the same on every retry, so receivers can de-duplicate.
+2xx is success; 410 means the receiver wants no more of this event (stop, no retry); 408, 409,
+429, 5xx, timeouts and connection errors are retried; redirects are never followed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from schemas import HandlerEvent
+from schemas.fields import iso8601
+from workers.errors import PermanentError, TransientError
+from workers.handlers import HandlerContext, builtin
+from workers.twilio_api import retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "roomrec-forward/1"
+RETRYABLE = frozenset({408, 409, 425, 429})
+
+
+def payload(event: HandlerEvent) -> dict[str, Any]:
+    """The body sent: the event's dotted type, its Timestamp, the callback's parameters and,
+    for recording events, the RoomRecording as Twilio returned it."""
+    data: dict[str, Any] = {"event": event.event.to_json()}
+    if event.recording is not None:
+        data["recording"] = event.recording.raw
+    return {"type": event.type, "timestamp": iso8601(event.event.timestamp), "data": data}
+
+
+class ForwardHandler:
+    name = "forward"
+
+    def __init__(self, context: HandlerContext) -> None:
+        settings = context.settings
+        assert settings.forward_secret is not None  # WorkerSettingsSchema requires it
+        self.webhook = Webhook(settings.forward_secret)
+        self.urls = settings.forward_urls
+        self.timeout = settings.forward_timeout
+        self.http = context.http
+
+    def targets(self) -> Sequence[str | None]:
+        return self.urls
+
+    def __call__(self, event: HandlerEvent, target: str | None) -> None:
+        assert target is not None
+        body = json.dumps(payload(event), separators=(",", ":"))
+        sent_at = datetime.now(UTC)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": event.id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": self.webhook.sign(event.id, sent_at, body),
+        }
+        try:
+            response = self.http.post(
+                target, data=body.encode(), headers=headers, timeout=self.timeout,
+                allow_redirects=False,
+            )  # fmt: skip
+        except requests.Timeout as exc:
+            raise TransientError(f"forward to {target} timed out") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"forward to {target} failed: {type(exc).__name__}") from exc
+        self._check(response, target, event)
+
+    def _check(self, response: requests.Response, target: str, event: HandlerEvent) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if status == 410:
+            log.warning("forward target %s answered 410 Gone for %s: not retried", target, event.id)
+            return
+        detail = f"forward to {target} answered {status}"
+        if status in RETRYABLE or status >= 500:
+            raise TransientError(detail, retry_after=retry_after_seconds(response.headers))
+        if 300 <= status < 400:
+            raise PermanentError(f"{detail}: redirects are not followed")
+        raise PermanentError(detail)
+
+
+@builtin("forward")
+def make_forward_handler(context: HandlerContext) -> ForwardHandler:
+    return ForwardHandler(context)

@@ -1,0 +1,46 @@
+"""``log``: one structured line per event on the ``roomrec.events`` logger."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from schemas import HandlerEvent
+from workers.handlers import HandlerContext, builtin
+
+events_log = logging.getLogger("roomrec.events")
+
+
+class LogHandler:
+    name = "log"
+
+    def targets(self) -> Sequence[str | None]:
+        return (None,)
+
+    def __call__(self, event: HandlerEvent, target: str | None) -> None:
+        line: dict[str, object] = {
+            "event": event.type,
+            "event_id": event.id,
+            "timestamp": event.event.to_json()["timestamp"],
+            "room_sid": event.event.room_sid,
+        }
+        for name in ("participant_sid", "track_sid", "recording_sid"):
+            if event.event.params.get(name):
+                line[name] = event.event.params[name]
+        if event.recording is not None:
+            recording = event.recording
+            line |= {
+                "status": recording.status,
+                "type": recording.type,
+                "codec": recording.codec,
+                "container_format": recording.container_format,
+                "duration": recording.duration,
+                "size": recording.size,
+            }
+        events_log.info(json.dumps(line, separators=(",", ":")))
+
+
+@builtin("log")
+def make_log_handler(context: HandlerContext) -> LogHandler:
+    return LogHandler()

@@ -1,0 +1,59 @@
+"""What tasks use in a worker process: settings, Redis, the Twilio client, the handlers.
+
+Built on first use inside each worker process (after the prefork pool forked), never shared
+across processes: sockets and HTTP sessions do not survive a fork.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+import requests
+from celery import Celery
+
+from schemas.settings import WorkerSettings
+from workers.deadletter import DeadLetterStore
+from workers.handlers import Handler, HandlerContext, load_handlers
+from workers.twilio_api import TwilioVideo
+
+DONE_TTL = 7 * 24 * 3600
+
+
+@dataclass
+class Runtime:
+    settings: WorkerSettings
+    redis: redis.Redis
+    twilio: TwilioVideo
+    handlers: dict[str, Handler]
+    dead_letters: DeadLetterStore
+
+    @classmethod
+    def build(cls, settings: WorkerSettings) -> Runtime:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+            health_check_interval=30, decode_responses=True,
+        )  # fmt: skip
+        http = requests.Session()
+        context = HandlerContext(settings=settings, redis=client, http=http)
+        return cls(
+            settings=settings,
+            redis=client,
+            twilio=TwilioVideo(settings),
+            handlers=load_handlers(settings.handlers, context),
+            dead_letters=DeadLetterStore(client),
+        )
+
+
+def settings_of(app: Celery) -> WorkerSettings:
+    settings: WorkerSettings = app.conf["roomrec_settings"]
+    return settings
+
+
+def runtime(app: Celery) -> Runtime:
+    """The runtime of this process for ``app``, built on first use."""
+    built: Runtime | None = getattr(app, "_roomrec_runtime", None)
+    if built is None:
+        built = Runtime.build(settings_of(app))
+        app._roomrec_runtime = built
+    return built
