@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from schemas.fields import CaseInsensitiveEnum, Sid, iso8601, snake_case
 
@@ -81,6 +81,17 @@ class _CallbackSchema(Schema):
     timestamp = fields.AwareDateTime(data_key="Timestamp", required=True)
     room_status = fields.String(data_key="RoomStatus")
     sequence_number = fields.Integer(data_key="SequenceNumber")  # not the true order: Timestamp is
+
+    @pre_load
+    def _drop_shadowing(self, data: Mapping[str, Any], **_: Any) -> dict[str, Any]:
+        """An unknown parameter whose snake_case name is a declared field's (``timestamp``)
+        must not replace the checked value; it stays in ``RoomEvent.raw`` only."""
+        declared = {field.data_key or name for name, field in self.fields.items()}
+        return {
+            key: value
+            for key, value in data.items()
+            if key in declared or snake_case(key) not in self.fields
+        }
 
     @post_load(pass_original=True)
     def _to_event(self, data: dict[str, Any], original: Mapping[str, str], **_: Any) -> RoomEvent:

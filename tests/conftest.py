@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.redis_server import RedisServer
+from devtools.redis_server import RedisServer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

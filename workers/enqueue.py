@@ -91,7 +91,7 @@ class Enqueuer:
         try:
             self.redis.ping()
             with self.celery.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=self.redis_timeout)
+                conn.ensure_connection(max_retries=0, timeout=self.redis_timeout)
         except (KombuError, OSError, redis.RedisError) as exc:
             raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}") from exc
 

@@ -1,11 +1,14 @@
-"""A real HTTP server standing in for a user's webhook receiver. It verifies every delivery's
-Standard Webhooks signature with the ``standardwebhooks`` library and records what arrived."""
+"""A real HTTP server standing in for a webhook receiver (demo, tests).
+
+It verifies every delivery's Standard Webhooks signature with the ``standardwebhooks`` library
+and records what arrived."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +27,10 @@ class Delivery:
 @dataclass
 class ForwardTarget:
     """``answers``: statuses to give the next requests (then 200s); every request is logged in
-    ``attempts``, every verified 2xx in ``deliveries``."""
+    ``attempts``, every verified 2xx in ``deliveries``; ``listener`` sees each attempt."""
 
     secret: str
+    listener: Callable[[Delivery], None] | None = None
     answers: deque[int] = field(default_factory=deque)
     attempts: list[Delivery] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
@@ -50,7 +54,10 @@ class ForwardTarget:
             return Response("bad signature", status=400)(environ, start_response)
         with self.lock:
             status = self.answers.popleft() if self.answers else 200
-            self.attempts.append(Delivery(request.headers["webhook-id"], body, status))
+            delivery = Delivery(request.headers["webhook-id"], body, status)
+            self.attempts.append(delivery)
+        if self.listener is not None:
+            self.listener(delivery)
         return Response(json.dumps({"ok": status < 300}), status=status)(environ, start_response)
 
     @property

@@ -1,4 +1,4 @@
-"""Real processes for integration tests: a Celery worker and the web app under gunicorn."""
+"""Real processes for the demo and the integration tests: a Celery worker, gunicorn."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 

@@ -1,4 +1,4 @@
-"""A private redis-server process for the tests: started on a free port, killable, restartable."""
+"""A private redis-server process (tests, demo): started on a free port, killable, restartable."""
 
 from __future__ import annotations
 

@@ -1,0 +1,136 @@
+"""``make demo``: the whole stack on this machine, fed by a simulated Twilio room.
+
+Starts Redis (``REDIS_URL`` when it answers, else a private redis-server), the Twilio Video
+emulator, gunicorn serving the web app, a Celery worker and a local webhook receiver; plays a
+room with several participants; prints each event as the handlers finish with it. Ctrl-C stops
+everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import secrets
+import signal
+import sys
+import time
+from contextlib import ExitStack
+
+import redis
+
+from devtools.processes import REPO, celery_worker, gunicorn_web
+from devtools.receiver import Delivery, ForwardTarget
+from devtools.redis_server import RedisServer, free_port
+from emulator.process import EmulatorProcess
+from emulator.simulator import RoomSimulator
+
+RUN_DIR = REPO / ".run"
+
+
+def reachable(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        return bool(client.ping())
+    except (redis.RedisError, ValueError):
+        return False
+
+
+def describe(delivery: Delivery) -> str:
+    body = delivery.body
+    event = body["data"]["event"]
+    line = f"{body['type']:<26} room {event['room_sid'][:10]}…"
+    if "participant_identity" in event:
+        line += f"  participant {event['participant_identity'][:12]}"
+    recording = body["data"].get("recording")
+    if recording:
+        line += (
+            f"  recording {recording['sid'][:10]}… {recording['status']:<10} {recording['type']}"
+            f"/{recording['codec']} .{recording['container_format']}"
+            f" {recording['duration'] or 0:>3}s {recording['size'] or 0:>8} bytes"
+        )
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--once", action="store_true", help="exit when the room is processed")
+    args = parser.parse_args(argv)
+
+    account_sid = "AC" + secrets.token_hex(16)
+    auth_token = secrets.token_hex(16)
+    forward_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    RUN_DIR.mkdir(exist_ok=True)
+
+    with ExitStack() as stack:
+        redis_url = os.environ.get("REDIS_URL", "")
+        if not (redis_url and reachable(redis_url)):
+            server = RedisServer(RUN_DIR / "redis", appendonly=True)
+            server.start()
+            stack.callback(server.stop)
+            redis_url = server.url
+        print(f"redis     {redis_url}")
+
+        emulator = EmulatorProcess(account_sid, auth_token).start()
+        stack.callback(emulator.stop)
+        print(f"emulator  {emulator.url}  (Twilio Video API)")
+
+        def show(delivery: Delivery) -> None:
+            mark = "✓" if delivery.status < 300 else f"✗ {delivery.status}"
+            print(f"  {mark} {describe(delivery)}", flush=True)
+
+        receiver = ForwardTarget(forward_secret, listener=show)
+        stack.callback(receiver.stop)
+        print(f"receiver  {receiver.url}  (verifies Standard Webhooks signatures)")
+
+        port = free_port()
+        common = {"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": auth_token}
+        web = gunicorn_web(common, RUN_DIR / "web.log", port)
+        stack.callback(web.stop)
+        callback_url = f"http://127.0.0.1:{port}/twilio/room-events"
+        print(f"web       {callback_url}  (logs: .run/web.log)")
+
+        worker = celery_worker(
+            common | {
+                "TWILIO_ACCOUNT_SID": account_sid,
+                "TWILIO_VIDEO_BASE_URL": emulator.url,
+                "HANDLERS": "log,forward",
+                "FORWARD_URLS": receiver.url,
+                "FORWARD_SECRET": forward_secret,
+                "FORWARD_ALLOW_HTTP": "1",
+            },
+            RUN_DIR / "worker.log",
+        )  # fmt: skip
+        stack.callback(worker.stop)
+        print("worker    celery -A workers worker  (logs: .run/worker.log)\n")
+
+        rng = random.Random(args.seed)
+        print(f"Playing a room with {args.participants} participants; forwarded events:")
+        simulator = RoomSimulator(emulator.control, callback_url, account_sid, auth_token, rng=rng)
+        room = simulator.play(participants=args.participants)
+        refused = [sent for sent in room.callbacks if sent.status != 204]
+        deadline = time.monotonic() + 60
+        while len(receiver.deliveries) < len(room.callbacks) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        print(
+            f"\n{len(room.callbacks)} callbacks sent ({len(refused)} refused), "
+            f"{len(receiver.deliveries)} events forwarded, "
+            f"{len(room.recordings)} recordings fetched from the emulator."
+        )
+        if args.once:
+            return 0 if len(receiver.deliveries) == len(room.callbacks) and not refused else 1
+        print(f"\nStill running: send callbacks to {callback_url}. Ctrl-C stops everything.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("\nstopping…")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

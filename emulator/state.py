@@ -1,0 +1,153 @@
+"""Everything one emulator instance holds: config, store, faults, settings, request log."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.errors import ValidationError
+from emulator.faults import FaultTable
+from emulator.formats import is_sid
+from emulator.store import Store
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Credentials the emulator accepts and the secret that signs media URLs."""
+
+    account_sid: str
+    auth_token: str
+    api_key_sid: str | None = None
+    api_key_secret: str | None = None
+    # Overrides the base URL taken from each request's Host header.
+    base_url: str | None = None
+    media_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def __post_init__(self) -> None:
+        if not is_sid(self.account_sid, "AC"):
+            raise ValueError("account_sid must be AC followed by 32 hex digits")
+        if not self.auth_token:
+            raise ValueError("auth_token must not be empty")
+        if (self.api_key_sid is None) != (self.api_key_secret is None):
+            raise ValueError("api_key_sid and api_key_secret go together")
+        if self.api_key_sid is not None and not is_sid(self.api_key_sid, "SK"):
+            raise ValueError("api_key_sid must be SK followed by 32 hex digits")
+
+    def accepts(self, username: str | None, password: str | None) -> bool:
+        """Whether HTTP Basic ``username:password`` is one of the configured credentials."""
+        if not username or password is None:
+            return False
+        pairs = [(self.account_sid, self.auth_token)]
+        if self.api_key_sid is not None and self.api_key_secret is not None:
+            pairs.append((self.api_key_sid, self.api_key_secret))
+        return any(
+            hmac.compare_digest(username, user) and hmac.compare_digest(password, secret)
+            for user, secret in pairs
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_concurrency: int | None = None
+    latency_ms: int = 0
+
+    def updated(self, data: dict[str, Any]) -> Settings:
+        unknown = sorted(set(data) - {"max_concurrency", "latency_ms"})
+        if unknown:
+            raise ValidationError(f"unknown fields: {', '.join(unknown)}")
+        limit = data.get("max_concurrency", self.max_concurrency)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ValidationError("max_concurrency: expected a positive integer or null")
+        if limit is not None and limit < 1:
+            raise ValidationError("max_concurrency: expected a positive integer or null")
+        latency = data.get("latency_ms", self.latency_ms)
+        if isinstance(latency, bool) or not isinstance(latency, int) or latency < 0:
+            raise ValidationError("latency_ms: expected a non-negative integer")
+        return Settings(max_concurrency=limit, latency_ms=latency)
+
+
+class ConcurrencyGate:
+    """Counts in-flight /v1 requests against the configured limit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+
+    def try_acquire(self, limit: int | None) -> bool:
+        with self._lock:
+            if limit is not None and self.active >= limit:
+                return False
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+    def reset_peak(self) -> None:
+        with self._lock:
+            self.peak = self.active
+
+
+class RequestLog:
+    """Served /v1 and /_media requests, and counters derived from them."""
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._by_status: Counter[str] = Counter()
+        self._throttled = 0
+        self._faults = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+            self._by_status[str(entry["status"] if entry["status"] is not None else "dropped")] += 1
+            if entry.get("throttled"):
+                self._throttled += 1
+            if entry.get("fault") is not None:
+                self._faults += 1
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._by_status.clear()
+            self._throttled = 0
+            self._faults = 0
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": sum(self._by_status.values()),
+                "by_status": dict(self._by_status),
+                "throttled": self._throttled,
+                "faults_applied": self._faults,
+            }
+
+
+class EmulatorState:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.store = Store()
+        self.faults = FaultTable()
+        self.settings = Settings()
+        self.gate = ConcurrencyGate()
+        self.log = RequestLog()
+
+    def reset(self) -> None:
+        """Forget recordings, rooms, faults, settings and the request log."""
+        self.store.clear()
+        self.faults.clear()
+        self.settings = Settings()
+        self.log.clear()
+        self.gate.reset_peak()

@@ -1,0 +1,130 @@
+"""Thread-safe in-memory store of recordings and rooms.
+
+Every read returns a copy, so request threads never see a half-applied update.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from emulator.errors import ConflictError
+from emulator.formats import utcnow
+from emulator.models import (
+    Recording,
+    Room,
+    build_recording,
+    build_room,
+    update_recording,
+    update_room,
+)
+
+
+class Store:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recordings: dict[str, Recording] = {}
+        self._rooms: dict[str, Room] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._recordings.clear()
+            self._rooms.clear()
+
+    # Recordings
+
+    def create_recording(
+        self, data: Mapping[str, Any], *, exist_ok: bool = False
+    ) -> tuple[Recording, bool]:
+        """Create from control-API fields; returns ``(recording, created)``.
+
+        With ``exist_ok`` an existing recording of the same SID is returned unchanged, so a
+        late "started" event never rolls a completed recording back.
+        """
+        now = utcnow()
+        recording = build_recording(data, now=now)
+        with self._lock:
+            existing = self._recordings.get(recording.sid)
+            if existing is not None:
+                if not exist_ok:
+                    raise ConflictError(f"sid: {recording.sid} already exists")
+                return replace(existing), False
+            self._recordings[recording.sid] = recording
+            if recording.room_sid not in self._rooms:
+                self._rooms[recording.room_sid] = build_room(
+                    {"sid": recording.room_sid, "date_created": recording.date_created.isoformat()},
+                    now=now,
+                )
+            return replace(recording), True
+
+    def update_recording(self, sid: str, data: Mapping[str, Any]) -> Recording:
+        """Apply fields to the recording ``sid``; KeyError when unknown."""
+        with self._lock:
+            recording = self._recordings[sid]
+            candidate = replace(recording)
+            update_recording(candidate, data)
+            self._recordings[sid] = candidate
+            return replace(candidate)
+
+    def get_recording(self, sid: str) -> Recording | None:
+        with self._lock:
+            recording = self._recordings.get(sid)
+            return replace(recording) if recording is not None else None
+
+    def recordings(self) -> list[Recording]:
+        """Every recording, ordered by ``date_created`` then SID."""
+        with self._lock:
+            items = [replace(r) for r in self._recordings.values()]
+        return sorted(items, key=Recording.sort_key)
+
+    def delete_recording(self, sid: str) -> Recording | None:
+        """Mark deleted (media gone, metadata kept); None when unknown."""
+        with self._lock:
+            recording = self._recordings.get(sid)
+            if recording is None:
+                return None
+            recording.status = "deleted"
+            return replace(recording)
+
+    # Rooms
+
+    def create_room(self, data: Mapping[str, Any], *, exist_ok: bool = False) -> tuple[Room, bool]:
+        room = build_room(data, now=utcnow())
+        with self._lock:
+            existing = self._rooms.get(room.sid)
+            if existing is not None:
+                if not exist_ok:
+                    raise ConflictError(f"sid: {room.sid} already exists")
+                return replace(existing), False
+            self._rooms[room.sid] = room
+            return replace(room), True
+
+    def update_room(self, sid: str, data: Mapping[str, Any]) -> Room:
+        """Apply fields to the room ``sid``; KeyError when unknown."""
+        with self._lock:
+            candidate = replace(self._rooms[sid])
+            update_room(candidate, data, now=utcnow())
+            self._rooms[sid] = candidate
+            return replace(candidate)
+
+    def get_room(self, sid_or_name: str) -> Room | None:
+        """A room by SID, or by unique name while it is in progress (as Twilio allows)."""
+        with self._lock:
+            room = self._rooms.get(sid_or_name)
+            if room is None:
+                room = next(
+                    (
+                        r
+                        for r in self._rooms.values()
+                        if r.unique_name == sid_or_name and r.status == "in-progress"
+                    ),
+                    None,
+                )
+            return replace(room) if room is not None else None
+
+    def rooms(self) -> list[Room]:
+        with self._lock:
+            items = [replace(r) for r in self._rooms.values()]
+        return sorted(items, key=lambda r: (r.date_created, r.sid))

@@ -1,0 +1,126 @@
+"""The real stack: a private redis-server, the Twilio emulator, gunicorn serving the web app,
+a Celery worker (prefork) and a forward target verifying Standard Webhooks signatures."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+
+from devtools.processes import ManagedProcess, celery_worker, gunicorn_web
+from devtools.receiver import ForwardTarget
+from devtools.redis_server import RedisServer, free_port
+from emulator.process import EmulatorProcess
+from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
+
+FORWARD_SECRET = "whsec_" + base64.b64encode(b"roomrec-integration-tests-key-32b").decode()
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 30, message: str = "") -> T:
+    """Poll ``condition`` until it returns something truthy; fail with ``message`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s: {message}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorProcess]:
+    with EmulatorProcess(ACCOUNT_SID, AUTH_TOKEN) as process:
+        yield process
+
+
+@pytest.fixture
+def twilio(emulator: EmulatorProcess) -> Iterator[EmulatorProcess]:
+    """The emulator, emptied of recordings, faults and its request log for each test."""
+    emulator.control.reset()
+    yield emulator
+    emulator.control.reset()
+
+
+@pytest.fixture
+def forward_target() -> Iterator[ForwardTarget]:
+    target = ForwardTarget(FORWARD_SECRET)
+    yield target
+    target.stop()
+
+
+@dataclass
+class Stack:
+    web_url: str
+    web: ManagedProcess
+    worker: ManagedProcess
+    redis: redis.Redis
+    worker_config: dict[str, str]
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.web_url}/twilio/room-events"
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        from workers.deadletter import DeadLetterStore
+
+        return DeadLetterStore(self.redis).list()
+
+    def logs(self) -> str:
+        return "\n".join(process.log() for process in self.processes)
+
+
+@pytest.fixture
+def start_stack(
+    redis_server: RedisServer,
+    redis_url: str,
+    twilio: EmulatorProcess,
+    forward_target: ForwardTarget,
+    tmp_path: Path,
+) -> Iterator[Callable[..., Stack]]:
+    """Start web and worker with the given worker settings on top of sensible test defaults."""
+    stacks: list[Stack] = []
+
+    def start(*, web_workers: int = 2, concurrency: int = 2, **worker_overrides: str) -> Stack:
+        web_config = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url}
+        worker_config = {
+            "REDIS_URL": redis_url,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_VIDEO_BASE_URL": twilio.url,
+            "TWILIO_TIMEOUT": "2",
+            "HANDLERS": "log,forward",
+            "FORWARD_URLS": forward_target.url,
+            "FORWARD_SECRET": FORWARD_SECRET,
+            "FORWARD_ALLOW_HTTP": "1",
+            "FORWARD_TIMEOUT": "2",
+            "RETRY_BACKOFF_MAX": "2",
+            "TASK_MAX_RETRIES": "4",
+        } | worker_overrides
+        port = free_port()
+        web = gunicorn_web(web_config, tmp_path / "web.log", port, workers=web_workers)
+        worker = celery_worker(worker_config, tmp_path / "worker.log", concurrency=concurrency)
+        stack = Stack(
+            web_url=f"http://127.0.0.1:{port}",
+            web=web,
+            worker=worker,
+            redis=redis.Redis(port=redis_server.port, decode_responses=True),
+            worker_config=worker_config,
+            processes=[web, worker],
+        )
+        stacks.append(stack)
+        return stack
+
+    yield start
+    for stack in stacks:
+        for process in stack.processes:
+            process.stop()
+        stack.redis.close()

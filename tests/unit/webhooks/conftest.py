@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.support.twilio import AUTH_TOKEN
+from webhooks import create_app
+from webhooks.extension import roomrec
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(redis_url: str) -> Iterator[AppFactory]:
+    """Build apps on the private Redis (a real Enqueuer); keyword arguments are extra
+    environment variables, ``None`` removing one. Closes every enqueuer afterwards."""
+    apps: list[Flask] = []
+
+    def make(**env: str | None) -> Flask:
+        config = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url} | env
+        app = create_app({key: value for key, value in config.items() if value is not None})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        roomrec(app).enqueuer.close()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """A Redis URL on a port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def hung_url() -> Iterator[str]:
+    """A Redis URL on a server that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"redis://127.0.0.1:{sock.getsockname()[1]}/0"

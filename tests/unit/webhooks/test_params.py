@@ -1,0 +1,86 @@
+"""Parsing and validating the parameters, without Flask."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.twilio import recording_params, room_params
+from webhooks.errors import BadRequestParams, InvalidEncoding, RepeatedParams, UnknownEvent
+from webhooks.params import decode_query, load_event, parse_params, single_valued
+
+
+@pytest.mark.parametrize(
+    ("raw", "pairs"),
+    [
+        (b"", []),
+        (b"a=1&b=2", [("a", "1"), ("b", "2")]),
+        (b"a=1&a=2", [("a", "1"), ("a", "2")]),
+        (b"a=&b", [("a", ""), ("b", "")]),
+        (b"a=x+y%20z&&c=%C3%A9", [("a", "x y z"), ("c", "é")]),
+        (b"a=1;b=2", [("a", "1;b=2")]),  # only & separates, as Twilio and werkzeug have it
+        (b"a=100%", [("a", "100%")]),  # a stray % is text
+    ],
+)
+def test_parse_params(raw: bytes, pairs: list[tuple[str, str]]) -> None:
+    assert parse_params(raw) == pairs
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b"RoomName=%FF&RoomSid=x", "RoomName"),
+        (b"RoomSid=x&RoomName=caf%C3", "RoomName"),
+        (b"Room%FFName=x", "Room\ufffdName"),
+        (b"RoomName=\xff", "body"),
+        (b"RoomName=\xed\xa0\x80", "body"),  # an encoded surrogate is not UTF-8 either
+    ],
+)
+def test_invalid_utf8_names_the_parameter(raw: bytes, named: str) -> None:
+    with pytest.raises(InvalidEncoding) as caught:
+        parse_params(raw)
+    assert list(caught.value.errors) == [named]
+
+
+def test_decode_query() -> None:
+    assert decode_query(b"a=%FF&b=1") == "a=%FF&b=1"  # escapes stay escaped: it is signed so
+    with pytest.raises(InvalidEncoding):
+        decode_query(b"a=\xff")
+
+
+def test_single_valued_accepts_a_value_repeated_identically() -> None:
+    assert single_valued([("a", "1"), ("b", "2"), ("a", "1")]) == {"a": "1", "b": "2"}
+
+
+def test_single_valued_names_each_parameter_repeated_with_different_values() -> None:
+    with pytest.raises(RepeatedParams) as caught:
+        single_valued([("a", "1"), ("b", "2"), ("a", "3"), ("b", "2"), ("c", "1"), ("c", "")])
+    assert sorted(caught.value.errors) == ["a", "c"]
+
+
+def test_load_event_returns_the_event() -> None:
+    params = recording_params()
+    event = load_event(params)
+    assert event.event == "recording-completed"
+    assert event.recording_sid == params["RecordingSid"]
+
+
+@pytest.mark.parametrize("event", [None, "", "room-exploded"])
+def test_load_event_refuses_a_missing_or_unknown_event(event: str | None) -> None:
+    params = room_params()
+    if event is None:
+        del params["StatusCallbackEvent"]
+    else:
+        params["StatusCallbackEvent"] = event
+    with pytest.raises(UnknownEvent) as caught:
+        load_event(params)
+    assert list(caught.value.errors) == ["StatusCallbackEvent"]
+
+
+def test_load_event_names_every_bad_field() -> None:
+    params = recording_params(Size="-1", Timestamp="yesterday")
+    del params["RoomSid"]
+    with pytest.raises(BadRequestParams) as caught:
+        load_event(params)
+    assert type(caught.value) is BadRequestParams
+    assert sorted(caught.value.errors) == ["RoomSid", "Size", "Timestamp"]
+    assert all(caught.value.errors.values())

@@ -1,0 +1,64 @@
+"""The web side of roomrec: receives Twilio Video room status callbacks, checks their
+signature and parameters, and queues each accepted one for the workers.
+
+Serve it with ``gunicorn "webhooks:create_app()"`` or ``flask --app webhooks run``; both read
+the configuration from the environment (see :class:`schemas.settings.WebSettingsSchema`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from schemas.settings import WebSettings, WebSettingsSchema, load_settings
+from webhooks import health, problems, views
+from webhooks.extension import EXTENSION_KEY, Roomrec
+from workers.enqueue import Enqueuer
+
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(
+    config: Mapping[str, str] | WebSettings | None = None, *, enqueuer: Enqueuer | None = None
+) -> Flask:
+    """The Flask app.
+
+    ``config`` is the environment-style variables (default ``os.environ``) or loaded settings;
+    a missing ``TWILIO_AUTH_TOKEN`` raises :class:`schemas.settings.ConfigurationError`.
+    ``enqueuer`` defaults to one built from ``CELERY_BROKER_URL`` / ``REDIS_URL``.
+    """
+    settings: WebSettings = (
+        config
+        if isinstance(config, WebSettings)
+        else load_settings(WebSettingsSchema(), os.environ if config is None else config)
+    )
+    _configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if settings.trust_proxy_headers:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1
+        )
+    if enqueuer is None:
+        enqueuer = Enqueuer.from_urls(
+            settings.broker_url, settings.redis_url, timeout=settings.enqueue_timeout
+        )
+    app.extensions[EXTENSION_KEY] = Roomrec(settings=settings, enqueuer=enqueuer)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(health.bp)
+    problems.register(app)
+    return app
+
+
+def _configure_logging(level: str) -> None:
+    # Under gunicorn or `flask run` nothing configures the root logger, and Python's
+    # last-resort handler drops INFO: the accepted-callback lines would be lost.
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger(__name__).setLevel(level)

@@ -1,0 +1,100 @@
+"""The errors a request to the web side is refused with. Each becomes one problem document
+(RFC 9457) in :mod:`webhooks.problems`; none imports Flask."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+
+class WebError(Exception):
+    """Base of every refusal the web answers with a problem document."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+    log_level: ClassVar[int] = logging.WARNING
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Mapping[str, Sequence[str]] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = {name: list(messages) for name, messages in (errors or {}).items()}
+        # For the log only: may say more than the client is told (e.g. the URL checked).
+        self.reason = reason or detail
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class SignatureError(WebError):
+    """``X-Twilio-Signature`` is missing or does not match the request."""
+
+    status = 403
+    slug = "invalid-signature"
+    title = "Invalid signature"
+
+
+class UnsupportedContentType(WebError):
+    """A POST whose body is not ``application/x-www-form-urlencoded``."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class BadRequestParams(WebError):
+    """The parameters do not describe a valid callback; ``errors`` names each one."""
+
+    slug = "invalid-parameters"
+    title = "Invalid callback parameters"
+
+
+class UnknownEvent(BadRequestParams):
+    """``StatusCallbackEvent`` is missing or names an event this service does not know."""
+
+    slug = "unknown-event"
+    title = "Unknown event"
+
+
+class RepeatedParams(BadRequestParams):
+    """A parameter was sent more than once with different values."""
+
+    slug = "repeated-parameter"
+    title = "Repeated parameter"
+
+
+class InvalidEncoding(BadRequestParams):
+    """The form body or query string is not valid UTF-8."""
+
+    slug = "invalid-encoding"
+    title = "Invalid encoding"
+
+
+class QueueUnavailable(WebError):
+    """The queue did not take the event in time; the sender should retry later."""
+
+    status = 503
+    slug = "queue-unavailable"
+    title = "Queue unavailable"
+    log_level = logging.ERROR
+    retry_after = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class NotReady(QueueUnavailable):
+    """A readiness probe found the queue unreachable."""
+
+    slug = "not-ready"
+    title = "Not ready"
+    log_level = logging.WARNING

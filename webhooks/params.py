@@ -1,0 +1,96 @@
+"""From the bytes Twilio sent to a validated :class:`RoomEvent`. Pure functions, no Flask.
+
+werkzeug's own form parser is not used: it turns a body that is not UTF-8 into an empty form
+and keeps a bad percent-escape such as ``%FF`` as the literal text ``%FF``. Here both are an
+:class:`InvalidEncoding` naming the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from marshmallow import ValidationError
+
+from schemas import RoomEvent, UnknownEventError, load_callback
+from webhooks.errors import BadRequestParams, InvalidEncoding, RepeatedParams, UnknownEvent
+
+_NOT_UTF8 = "Not valid UTF-8."
+
+
+def decode_query(raw: bytes) -> str:
+    """The raw query string as text; it is part of the signed URL."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEncoding(
+            "The query string is not valid UTF-8.", errors={"query string": [_NOT_UTF8]}
+        ) from None
+
+
+def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
+    """Every (name, value) pair of a form-encoded ``raw``, in order, repeats kept."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEncoding(
+            f"The {source} is not valid UTF-8.", errors={source: [_NOT_UTF8]}
+        ) from None
+    pairs: list[tuple[str, str]] = []
+    bad: dict[str, list[str]] = {}
+    for chunk in text.split("&"):
+        try:
+            pairs.extend(parse_qsl(chunk, keep_blank_values=True, errors="strict"))
+        except UnicodeDecodeError:
+            name = unquote_plus(chunk.partition("=")[0], errors="replace")
+            bad[name] = [_NOT_UTF8]
+    if bad:
+        raise InvalidEncoding(f"Parameters not valid UTF-8: {', '.join(sorted(bad))}.", errors=bad)
+    return pairs
+
+
+def single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``pairs`` as a dict; a parameter repeated with different values is refused, since which
+    one Twilio meant cannot be known (the same value repeated is harmless)."""
+    params: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if params.setdefault(name, value) != value:
+            repeated[name] = ["Sent more than once with different values."]
+    if repeated:
+        raise RepeatedParams(
+            f"Parameters repeated with different values: {', '.join(sorted(repeated))}.",
+            errors=repeated,
+        )
+    return params
+
+
+def load_event(params: Mapping[str, str]) -> RoomEvent:
+    """Validate ``params`` with the schema of their event; errors are keyed by parameter."""
+    try:
+        return load_callback(params)
+    except UnknownEventError as exc:
+        raise UnknownEvent(
+            "StatusCallbackEvent is missing or names an event this service does not know.",
+            errors=_by_param(exc.messages),
+        ) from None
+    except ValidationError as exc:
+        errors = _by_param(exc.messages)
+        raise BadRequestParams(
+            f"Invalid parameters: {', '.join(sorted(errors))}.", errors=errors
+        ) from None
+
+
+def _by_param(messages: Any) -> dict[str, list[str]]:
+    if not isinstance(messages, Mapping):
+        return {"_schema": _flatten(messages)}
+    return {str(name): _flatten(value) for name, value in messages.items()}
+
+
+def _flatten(messages: Any) -> list[str]:
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, Mapping):
+        return [m for value in messages.values() for m in _flatten(value)]
+    return [m for value in messages for m in _flatten(value)]

@@ -1,0 +1,100 @@
+"""The room status callback endpoint: read, verify the signature, validate, enqueue, answer.
+
+The order is deliberate. What cannot be read (wrong content type, too large, not UTF-8) is
+refused first: there is nothing to verify. Then the signature, before anything about the
+parameters is looked at, so a forged request learns nothing about them. Then the schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, Request, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from schemas import RECORDING_EVENTS, EventMessage
+from webhooks.errors import QueueUnavailable, UnsupportedContentType
+from webhooks.extension import roomrec
+from webhooks.params import decode_query, load_event, parse_params, single_valued
+from webhooks.signature import SIGNATURE_HEADER, callback_url, verify_signature
+from workers.enqueue import event_id
+from workers.errors import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+CALLBACK_PATH = "/twilio/room-events"
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+DUPLICATE_HEADER = "X-Roomrec-Duplicate"
+
+bp = Blueprint("callbacks", __name__)
+
+
+@bp.route(CALLBACK_PATH, methods=["GET", "POST"])
+def room_event() -> Response:
+    """One room status callback: POST (form body) or GET (query string)."""
+    state = roomrec()
+    query = decode_query(request.query_string)
+    if request.method == "POST":
+        signed = received = _form_params(request)
+    else:  # Twilio signs a GET's URL alone; the parameters are in it
+        signed, received = [], parse_params(request.query_string, source="query string")
+    url = callback_url(
+        scheme=request.scheme,
+        host=request.host,
+        root_path=request.root_path,
+        path=request.path,
+        query_string=query,
+        public_base_url=state.settings.public_base_url,
+    )
+    verify_signature(url, signed, request.headers.get(SIGNATURE_HEADER), state.auth_tokens)
+
+    params = single_valued(received)
+    event = load_event(params)
+    message = EventMessage(
+        id=event_id(params),
+        event=event,
+        received_at=datetime.now(UTC),
+        idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
+    )
+    try:
+        fresh = state.enqueuer.enqueue(message)
+    except BrokerUnavailable as exc:
+        raise QueueUnavailable(
+            "The event could not be queued; retry later.",
+            reason=f"{exc} for {params['StatusCallbackEvent']} room={params['RoomSid']} "
+            f"id={message.id}",
+        ) from exc
+
+    # Logged from the raw parameters, which the schema has checked (RecordingSid only for
+    # recording events: elsewhere it is an unchecked extra).
+    name = params["StatusCallbackEvent"]
+    recording = params.get("RecordingSid") if name in RECORDING_EVENTS else None
+    log.info(
+        "%s %s room=%s recording=%s id=%s",
+        "accepted" if fresh else "duplicate, not queued again:",
+        name,
+        params["RoomSid"],
+        recording,
+        message.id,
+    )
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no content, no type
+    if not fresh:
+        response.headers[DUPLICATE_HEADER] = "1"
+    return response
+
+
+def _form_params(req: Request) -> list[tuple[str, str]]:
+    if req.mimetype != FORM_MEDIA_TYPE:
+        raise UnsupportedContentType(
+            f"A callback is sent as {FORM_MEDIA_TYPE}.",
+            reason=f"content type {req.mimetype!r}",
+        )
+    body = req.get_data(cache=False)  # 413 when Content-Length is over MAX_CONTENT_LENGTH
+    limit = req.max_content_length
+    if req.content_length is None and limit is not None and len(body) >= limit:
+        # A body without Content-Length (chunked) is cut at the limit by werkzeug, silently.
+        raise RequestEntityTooLarge()
+    return parse_params(body)
