@@ -13,6 +13,7 @@ import base64
 import os
 import random
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         redis_url = os.environ.get("REDIS_URL", "")
         if not (redis_url and reachable(redis_url)):
+            # A fresh one each run: a kept de-duplication record would refuse a replayed
+            # room (--seed gives the same SIDs again) as already processed.
+            shutil.rmtree(RUN_DIR / "redis", ignore_errors=True)
             server = RedisServer(RUN_DIR / "redis", appendonly=True)
             server.start()
             stack.callback(server.stop)

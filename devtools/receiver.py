@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 @dataclass
@@ -38,7 +43,9 @@ class ForwardTarget:
 
     def __post_init__(self) -> None:
         self.webhook = Webhook(self.secret)
-        self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.server = make_server(
+            "127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler
+        )
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

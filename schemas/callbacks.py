@@ -80,7 +80,9 @@ class _CallbackSchema(Schema):
     status_callback_event = fields.String(data_key="StatusCallbackEvent", required=True)
     timestamp = fields.AwareDateTime(data_key="Timestamp", required=True)
     room_status = fields.String(data_key="RoomStatus")
-    sequence_number = fields.Integer(data_key="SequenceNumber")  # not the true order: Timestamp is
+    sequence_number = fields.Integer(
+        data_key="SequenceNumber", validate=_non_negative
+    )  # not the true order: Timestamp is
 
     @pre_load
     def _drop_shadowing(self, data: Mapping[str, Any], **_: Any) -> dict[str, Any]:
@@ -140,7 +142,9 @@ class RecordingCallbackSchema(_CallbackSchema):
     container = CaseInsensitiveEnum(CONTAINERS, data_key="Container")
     codec = CaseInsensitiveEnum(CODECS, data_key="Codec")
     track_name = fields.String(data_key="TrackName")
-    offset_from_twilio_video_epoch = fields.Integer(data_key="OffsetFromTwilioVideoEpoch")
+    offset_from_twilio_video_epoch = fields.Integer(
+        data_key="OffsetFromTwilioVideoEpoch", validate=_non_negative
+    )
     type = CaseInsensitiveEnum(TRACK_KINDS, data_key="Type")
 
 

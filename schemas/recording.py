@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, fields, post_load
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load
 
 from schemas.callbacks import CODECS, CONTAINERS, TRACK_KINDS
 from schemas.fields import CaseInsensitiveEnum, Sid
@@ -88,6 +88,11 @@ class RoomRecordingSchema(Schema):
             name: data.get(name) for name in RoomRecording.__dataclass_fields__
         }
         if known["room_sid"] is None and known["grouping_sids"]:
-            known["room_sid"] = known["grouping_sids"].get("room_sid")
+            grouped = known["grouping_sids"].get("room_sid")
+            if grouped is not None:
+                try:
+                    known["room_sid"] = self.fields["room_sid"].deserialize(grouped)
+                except ValidationError as exc:
+                    raise ValidationError({"room_sid": exc.messages}, "grouping_sids") from exc
         known["raw"] = dict(original)
         return RoomRecording(**known)

@@ -22,7 +22,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from schemas.fields import Sid
+from schemas.fields import CaseInsensitiveEnum, Sid
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 _positive = validate.Range(min=0, min_inclusive=False)
@@ -49,7 +49,7 @@ class CommaList(fields.Field):
 def _check_webhook_secret(value: str) -> None:
     body = value.removeprefix("whsec_")
     try:
-        key = base64.b64decode(body + "==", validate=True)
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if not value.startswith("whsec_") or len(key) < 24:
@@ -62,10 +62,8 @@ class _BaseSettingsSchema(Schema):
 
     redis_url = fields.String(data_key="REDIS_URL", load_default=DEFAULT_REDIS_URL)
     broker_url = fields.String(data_key="CELERY_BROKER_URL", load_default=None)
-    log_level = fields.String(
-        data_key="LOG_LEVEL",
-        load_default="INFO",
-        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    log_level = CaseInsensitiveEnum(
+        ("DEBUG", "INFO", "WARNING", "ERROR"), data_key="LOG_LEVEL", load_default="INFO"
     )
 
     @post_load
@@ -165,7 +163,7 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         data_key="VISIBILITY_TIMEOUT", load_default=3600, validate=validate.Range(min=60)
     )
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _check_consistency(self, data: dict[str, Any], **_: Any) -> None:
         errors: dict[str, list[str]] = {}
         key_sid, key_secret = data.get("twilio_api_key_sid"), data.get("twilio_api_key_secret")

@@ -7,6 +7,7 @@ Twilio delivers twice is queued once.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Mapping
 
@@ -31,9 +32,9 @@ def event_id(params: Mapping[str, str]) -> str:
     if params.get("RecordingSid") and params.get("StatusCallbackEvent", "").startswith(
         "recording-"
     ):
-        basis = f"{params['RecordingSid']}\n{params['StatusCallbackEvent']}"
+        basis = json.dumps([params["RecordingSid"], params["StatusCallbackEvent"]])
     else:
-        basis = "\n".join(f"{key}={params[key]}" for key in sorted(params))
+        basis = json.dumps(sorted(params.items()))
     return "evt_" + hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 

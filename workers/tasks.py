@@ -8,7 +8,6 @@ runs and is retried on its own.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, NoReturn
 
@@ -20,6 +19,7 @@ from workers.celery_app import PROCESS_EVENT_TASK, RUN_HANDLER_TASK
 from workers.errors import NotFoundYet, PermanentError, TransientError
 from workers.retry import NOT_FOUND_RETRIES, backoff
 from workers.runtime import DONE_TTL, Runtime, runtime
+from workers.urls import fingerprint, target_label
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ FETCH_STAGE = "fetch"
 
 def done_key(event_id: str, handler: str, target: str | None) -> str:
     """Redis key marking that ``handler`` took effect for ``event_id`` at ``target``."""
-    suffix = hashlib.sha256(target.encode()).hexdigest()[:16] if target else "-"
-    return f"roomrec:done:{event_id}:{handler}:{suffix}"
+    return f"roomrec:done:{event_id}:{handler}:{fingerprint(target) if target else '-'}"
 
 
 def _retry_or_give_up(
@@ -42,7 +41,7 @@ def _retry_or_give_up(
     attempt = task.request.retries
     if attempt >= limit:
         rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target, attempts=attempt + 1,
+            event_id=event_id, stage=stage, target=target_label(target), attempts=attempt + 1,
             error=str(exc), message=message,
         )  # fmt: skip
         return None
@@ -129,13 +128,14 @@ def run_handler(self: Task, name: str, target: str | None, message: dict[str, An
         handler(event, target)
     except ValidationError as exc:
         rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target, attempts=1,
+            event_id=event_id, stage=stage, target=target_label(target), attempts=1,
             error=f"invalid handler event: {exc.messages}", message=message,
         )  # fmt: skip
         return
     except PermanentError as exc:
         rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target, attempts=self.request.retries + 1,
+            event_id=event_id, stage=stage, target=target_label(target),
+            attempts=self.request.retries + 1,
             error=str(exc), message=message,
         )  # fmt: skip
         return

@@ -116,6 +116,6 @@ def load_recording(text: str, what: str) -> RoomRecording:
         recording: RoomRecording = _recording_schema.load(body)
     except ValidationError as exc:
         raise PermanentError(f"invalid RoomRecording from {what}: {exc.messages}") from exc
-    except ValueError as exc:
-        raise PermanentError(f"unreadable JSON from {what}: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise PermanentError(f"unreadable JSON from {what}: {type(exc).__name__}") from exc
     return recording

@@ -80,7 +80,7 @@ def import_function(path: str) -> UserFunction:
     module_name, _, attribute = path.partition(":")
     try:
         function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
         raise UnknownHandlerError(f"handler {path!r} cannot be imported: {exc}") from exc
     if not callable(function):
         raise UnknownHandlerError(f"handler {path!r} is not callable")

@@ -22,6 +22,7 @@ from schemas.fields import iso8601
 from workers.errors import PermanentError, TransientError
 from workers.handlers import HandlerContext, builtin
 from workers.twilio_api import retry_after_seconds
+from workers.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class ForwardHandler:
 
     def __call__(self, event: HandlerEvent, target: str | None) -> None:
         assert target is not None
+        shown = redact(target)
         body = json.dumps(payload(event), separators=(",", ":"))
         sent_at = datetime.now(UTC)
         headers = {
@@ -69,10 +71,10 @@ class ForwardHandler:
                 allow_redirects=False,
             )  # fmt: skip
         except requests.Timeout as exc:
-            raise TransientError(f"forward to {target} timed out") from exc
+            raise TransientError(f"forward to {shown} timed out") from exc
         except requests.RequestException as exc:
-            raise TransientError(f"forward to {target} failed: {type(exc).__name__}") from exc
-        self._check(response, target, event)
+            raise TransientError(f"forward to {shown} failed: {type(exc).__name__}") from exc
+        self._check(response, shown, event)
 
     def _check(self, response: requests.Response, target: str, event: HandlerEvent) -> None:
         status = response.status_code
