@@ -7,6 +7,7 @@ fails at start-up with :class:`schemas.settings.ConfigurationError` naming the v
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,8 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
             resolve(name)
     except UnknownHandlerError as exc:
         raise ConfigurationError(f"invalid configuration: HANDLERS: {exc}") from None
+    for logger in ("workers", "roomrec"):
+        logging.getLogger(logger).setLevel(settings.log_level)
     app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
     app.conf.update(roomrec_settings=settings, include=["workers.tasks"])
     import workers.tasks  # noqa: F401  (registers the tasks)
