@@ -33,8 +33,16 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server on 127.0.0.1; ``appendonly`` keeps data across :meth:`restart`."""
 
-    def __init__(self, directory: Path, *, appendonly: bool = False, port: int | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        binary: str | None = None,
+    ) -> None:
         self.directory = directory
+        self.binary = binary or redis_binary()
         self.appendonly = appendonly
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -46,7 +54,7 @@ class RedisServer:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
-            redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--save", "", "--maxmemory-policy", "noeviction",
             "--appendonly", "yes" if self.appendonly else "no",
             "--logfile", str(self.directory / "redis.log"),

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from emulator.formats import format_micros, new_sid, video_epoch_offset_ms
 
@@ -52,6 +53,21 @@ class SimulatedRecording:
     duration: int = 0
     failed_operation: str | None = None
     media_external_location: str | None = None
+
+
+def recording_fields(params: Mapping[str, str]) -> dict[str, Any]:
+    """The recording a ``recording-*`` callback describes, in the emulator's field names."""
+    return {
+        "sid": params["RecordingSid"],
+        "room_sid": params["RoomSid"],
+        "participant_sid": params["ParticipantSid"],
+        "source_sid": params["SourceSid"],
+        "track_name": params["TrackName"],
+        "type": params["Type"],
+        "codec": params["Codec"],
+        "container_format": params["Container"],
+        "offset": int(params["OffsetFromTwilioVideoEpoch"]),
+    }
 
 
 @dataclass
@@ -252,17 +268,9 @@ def recordings_from_callbacks(callbacks: Iterable[Mapping[str, str]]) -> list[Si
         sid = params["RecordingSid"]
         recording = found.get(sid)
         if recording is None:
-            recording = found[sid] = SimulatedRecording(
-                sid=sid,
-                room_sid=params["RoomSid"],
-                participant_sid=params["ParticipantSid"],
-                source_sid=params["SourceSid"],
-                track_name=params["TrackName"],
-                type=params["Type"],
-                codec=params["Codec"],
-                container=params["Container"],
-                offset=int(params["OffsetFromTwilioVideoEpoch"]),
-            )
+            fields = recording_fields(params)
+            fields["container"] = fields.pop("container_format")
+            recording = found[sid] = SimulatedRecording(**fields)
         if event == "recording-completed":
             recording.status = "completed"
             recording.size = int(params["Size"])

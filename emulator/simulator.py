@@ -19,6 +19,7 @@ from emulator.callbacks import (
     PlanOptions,
     SimulatedRecording,
     plan_room,
+    recording_fields,
     recordings_from_callbacks,
 )
 from emulator.control import EmulatorControl
@@ -212,16 +213,6 @@ class RoomSimulator:
 
     def _ensure_recording(self, params: Mapping[str, str], date_created: str) -> None:
         self.control.create_recording(
-            exist_ok=True,
-            sid=params["RecordingSid"],
-            room_sid=params["RoomSid"],
-            participant_sid=params["ParticipantSid"],
-            source_sid=params["SourceSid"],
-            track_name=params["TrackName"],
-            type=params["Type"],
-            codec=params["Codec"],
-            container_format=params["Container"],
-            offset=int(params["OffsetFromTwilioVideoEpoch"]),
-            date_created=date_created,
-            status="processing",
-        )
+            exist_ok=True, date_created=date_created, status="processing",
+            **recording_fields(params),
+        )  # fmt: skip
