@@ -87,10 +87,14 @@ def import_function(path: str) -> UserFunction:
     return function
 
 
+# The modules of the built-in handlers, imported on first use (each registers itself).
+BUILTIN_MODULES = ("log", "forward")
+
+
 def resolve(name: str) -> HandlerFactory:
     """The factory for a built-in name or a ``package.module:function`` path."""
-    from workers.handlers import forward, log  # noqa: F401  (registers the built-ins)
-
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"workers.handlers.{module}")
     if name in BUILTINS:
         return BUILTINS[name]
     if ":" in name:
