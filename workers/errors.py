@@ -20,6 +20,10 @@ class PermanentError(RoomrecError):
     """Retrying cannot help: bad credentials, a refused request, an invalid resource."""
 
 
+class TargetGone(RoomrecError):
+    """The receiver wants no more of this event (HTTP 410): stop, without a dead letter."""
+
+
 class NotFoundYet(TransientError):
     """Twilio answered 404 for something a callback said exists; it may appear shortly."""
 

@@ -15,6 +15,7 @@ from celery import Celery
 from schemas.settings import WorkerSettings
 from workers.deadletter import DeadLetterStore
 from workers.handlers import Handler, HandlerContext, load_handlers
+from workers.outcomes import OutcomeStore
 from workers.twilio_api import TwilioVideo
 
 DONE_TTL = 7 * 24 * 3600
@@ -27,6 +28,7 @@ class Runtime:
     twilio: TwilioVideo
     handlers: dict[str, Handler]
     dead_letters: DeadLetterStore
+    outcomes: OutcomeStore
 
     @classmethod
     def build(cls, settings: WorkerSettings) -> Runtime:
@@ -42,6 +44,7 @@ class Runtime:
             twilio=TwilioVideo(settings),
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
+            outcomes=OutcomeStore(client),
         )
 
 

@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
 from workers.celery_app import PROCESS_EVENT_TASK, RUN_HANDLER_TASK
-from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.errors import NotFoundYet, PermanentError, TargetGone, TransientError
 from workers.retry import NOT_FOUND_RETRIES, backoff
 from workers.runtime import DONE_TTL, Runtime, runtime
 from workers.urls import fingerprint, target_label
@@ -39,12 +39,20 @@ def _retry_or_give_up(
 ) -> NoReturn | None:  # fmt: skip
     """Schedule another attempt with backoff, or dead-letter when ``limit`` is reached."""
     attempt = task.request.retries
+    handler = stage.removeprefix("handler:") if stage.startswith("handler:") else None
     if attempt >= limit:
+        if handler is not None:
+            rt.outcomes.record(event_id, handler, target, "dead-lettered", attempts=attempt + 1,
+                               error=str(exc))  # fmt: skip
         rt.dead_letters.add(
             event_id=event_id, stage=stage, target=target_label(target), attempts=attempt + 1,
             error=str(exc), message=message,
         )  # fmt: skip
         return None
+    if handler is not None:
+        rt.outcomes.record(
+            event_id, handler, target, "retrying", attempts=attempt + 1, error=str(exc)
+        )
     retry_after = exc.retry_after if isinstance(exc, TransientError) else None
     delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=retry_after)
     log.warning(
@@ -126,6 +134,11 @@ def run_handler(self: Task, name: str, target: str | None, message: dict[str, An
             raise PermanentError(f"handler {name!r} is not in HANDLERS of this worker")
         event: HandlerEvent = _handler_events.load(message)
         handler(event, target)
+    except TargetGone as exc:
+        log.warning("%s: not retried", exc)
+        rt.redis.set(key, 1, ex=DONE_TTL)
+        rt.outcomes.record(event_id, name, target, "gone", attempts=self.request.retries + 1)
+        return
     except ValidationError as exc:
         rt.dead_letters.add(
             event_id=event_id, stage=stage, target=target_label(target), attempts=1,
@@ -133,9 +146,11 @@ def run_handler(self: Task, name: str, target: str | None, message: dict[str, An
         )  # fmt: skip
         return
     except PermanentError as exc:
+        attempts = self.request.retries + 1
+        rt.outcomes.record(event_id, name, target, "dead-lettered", attempts=attempts,
+                           error=str(exc))  # fmt: skip
         rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target_label(target),
-            attempts=self.request.retries + 1,
+            event_id=event_id, stage=stage, target=target_label(target), attempts=attempts,
             error=str(exc), message=message,
         )  # fmt: skip
         return
@@ -146,3 +161,4 @@ def run_handler(self: Task, name: str, target: str | None, message: dict[str, An
         )  # fmt: skip
         return
     rt.redis.set(key, 1, ex=DONE_TTL)
+    rt.outcomes.record(event_id, name, target, "succeeded", attempts=self.request.retries + 1)

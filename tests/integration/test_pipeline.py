@@ -14,6 +14,7 @@ from emulator.simulator import RoomSimulator
 from tests.integration.conftest import FORWARD_SECRET, wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign
 from workers.enqueue import event_id
+from workers.outcomes import OutcomeStore
 
 
 def simulator(
@@ -178,6 +179,13 @@ def test_a_410_stops_delivery_of_that_event_to_that_url(start_stack, twilio, for
 
     wait_for(lambda: forward_target.attempts, 30, "one attempt")
     stack.worker.wait_for_log("410 Gone")
+    outcomes = wait_for(
+        lambda: OutcomeStore(stack.redis).for_event(event_id(params)), 10, "outcomes"
+    )
+    assert {(o["handler"], o["status"]) for o in outcomes} == {
+        ("log", "succeeded"),
+        ("forward", "gone"),
+    }
     assert [a.status for a in forward_target.attempts] == [410]
     assert stack.dead_letters() == []
 

@@ -6,8 +6,9 @@ from a :class:`HandlerContext`; a user's handler is a function named in ``HANDLE
 :class:`schemas.HandlerEvent` (stable ``id``, ``type``, the callback in ``event.event``) and
 ``recording`` the validated :class:`schemas.RoomRecording` (``None`` for non-recording events).
 
-A handler signals failure by raising: :class:`workers.errors.PermanentError` stops at once,
-anything else is retried with backoff. A handler with several ``targets`` (``forward`` has one
+A handler signals failure by raising: :class:`workers.errors.PermanentError` stops at once
+(dead letter), :class:`workers.errors.TargetGone` stops without a dead letter, anything else
+is retried with backoff. A handler with several ``targets`` (``forward`` has one
 per URL) runs and is retried once per target.
 """
 

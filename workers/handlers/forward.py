@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from schemas import HandlerEvent
 from schemas.fields import iso8601
-from workers.errors import PermanentError, TransientError
+from workers.errors import PermanentError, TargetGone, TransientError
 from workers.handlers import HandlerContext, builtin
 from workers.twilio_api import retry_after_seconds
 from workers.urls import redact
@@ -81,8 +81,7 @@ class ForwardHandler:
         if 200 <= status < 300:
             return
         if status == 410:
-            log.warning("forward target %s answered 410 Gone for %s: not retried", target, event.id)
-            return
+            raise TargetGone(f"forward target {target} answered 410 Gone for {event.id}")
         detail = f"forward to {target} answered {status}"
         if status in RETRYABLE or status >= 500:
             raise TransientError(detail, retry_after=retry_after_seconds(response.headers))

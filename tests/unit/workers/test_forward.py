@@ -14,7 +14,7 @@ from devtools.receiver import ForwardTarget
 from tests.support.twilio import recording_params, room_params
 from tests.unit.schemas.factories import CAPTURED_RECORDING_COMPLETED, participant_params
 from tests.unit.workers.helpers import FORWARD_SECRET, LocalServer, recording_event, room_event
-from workers.errors import PermanentError, TransientError
+from workers.errors import PermanentError, TargetGone, TransientError
 from workers.handlers import HandlerContext, resolve
 from workers.handlers.forward import ForwardHandler, payload
 
@@ -185,13 +185,15 @@ def test_429_retry_after_is_passed_on(make_context: MakeContext, local_server: S
     assert caught.value.retry_after == 17.0
 
 
-def test_410_gone_returns_without_raising(
+def test_410_gone_stops_without_a_retry_or_a_dead_letter(
     make_context: MakeContext, forward_target: ForwardTarget
 ) -> None:
     forward_target.answers.append(410)
 
-    forwarder(make_context, forward_target.url)(recording_event(), forward_target.url)
+    with pytest.raises(TargetGone) as caught:
+        forwarder(make_context, forward_target.url)(recording_event(), forward_target.url)
 
+    assert not isinstance(caught.value, TransientError | PermanentError)
     assert [attempt.status for attempt in forward_target.attempts] == [410]
 
 
