@@ -26,6 +26,9 @@ from schemas.fields import CaseInsensitiveEnum, Sid
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 _positive = validate.Range(min=0, min_inclusive=False)
+# Reconciliation relies on the de-duplication marks (kept 7 days) to skip recordings already
+# processed; a longer window would process older recordings a second time.
+RECONCILE_WINDOW_MAX = 7 * 24 * 3600
 
 
 class ConfigurationError(ValueError):
@@ -121,6 +124,8 @@ class WorkerSettings:
     redis_url: str = field(repr=False)
     broker_url: str = field(repr=False)
     log_level: str
+    reconcile_interval: int = 900
+    reconcile_window: int = 7200
 
     @property
     def twilio_credentials(self) -> tuple[str, str]:
@@ -154,14 +159,29 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         data_key="FORWARD_TIMEOUT", load_default=10.0, validate=_positive
     )
     max_retries = fields.Integer(
-        data_key="TASK_MAX_RETRIES", load_default=10, validate=validate.Range(min=0, max=100)
+        data_key="TASK_MAX_RETRIES", load_default=15, validate=validate.Range(min=0, max=100)
     )
     retry_backoff_max = fields.Float(
-        data_key="RETRY_BACKOFF_MAX", load_default=600.0, validate=_positive
+        data_key="RETRY_BACKOFF_MAX", load_default=1800.0, validate=_positive
     )
     visibility_timeout = fields.Integer(
-        data_key="VISIBILITY_TIMEOUT", load_default=3600, validate=validate.Range(min=60)
+        data_key="VISIBILITY_TIMEOUT", load_default=90, validate=validate.Range(min=30)
     )
+    reconcile_interval = fields.Integer(
+        data_key="RECONCILE_INTERVAL", load_default=900, validate=validate.Range(min=0)
+    )
+    reconcile_window = fields.Integer(
+        data_key="RECONCILE_WINDOW", load_default=7200,
+        validate=validate.Range(min=60, max=RECONCILE_WINDOW_MAX),
+    )  # fmt: skip
+
+    @validates_schema
+    def _check_reconcile(self, data: dict[str, Any], **_: Any) -> None:
+        interval, window = data.get("reconcile_interval", 0), data.get("reconcile_window", 0)
+        if interval and window <= interval:  # consecutive windows must overlap
+            raise ValidationError(
+                {"RECONCILE_WINDOW": ["Must be longer than RECONCILE_INTERVAL."]}
+            )
 
     @validates_schema(skip_on_field_errors=False)
     def _check_consistency(self, data: dict[str, Any], **_: Any) -> None:
@@ -186,8 +206,6 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
                 errors["FORWARD_URLS"] = [
                     f"Not https: {', '.join(plain)}. Set FORWARD_ALLOW_HTTP=1 for local targets."
                 ]
-        if data.get("retry_backoff_max", 0) * 2 >= data.get("visibility_timeout", 3600):
-            errors["RETRY_BACKOFF_MAX"] = ["Must be under half of VISIBILITY_TIMEOUT."]
         if errors:
             raise ValidationError(errors)
 

@@ -42,6 +42,9 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
         logging.getLogger(logger).setLevel(settings.log_level)
     app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
     app.conf.update(roomrec_settings=settings, include=["workers.tasks"])
+    from workers.pump import DelayedRetryPump
+
+    app.steps["worker"].add(DelayedRetryPump)
     import workers.tasks  # noqa: F401  (registers the tasks)
 
     return app

@@ -12,15 +12,40 @@ HANDLERS_QUEUE = "roomrec.handlers"
 PROCESS_EVENT_TASK = "roomrec.process_event"
 RUN_HANDLER_TASK = "roomrec.run_handler"
 
-# Longest a single task may run. Every task is far shorter; the limit only stops a hung one
-# well before the broker's visibility timeout hands its message to another worker.
-TASK_TIME_LIMIT = 300
+# How often kombu looks for messages whose worker vanished (with throttle 1, every sweep
+# scans): a lost worker's tasks are back in the queue within visibility timeout + this.
+RESTORE_INTERVAL = 10
+
+
+def task_time_limit(visibility_timeout: int) -> int:
+    """Longest a task may run: well under the visibility timeout, so a running task's message
+    is never handed to a second worker while the first still works on it."""
+    return max(10, min(300, visibility_timeout - 30))
+
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
+
+
+def is_redis_url(broker_url: str) -> bool:
+    """Whether the broker (the first of a ``;``-separated failover list) is Redis."""
+    scheme = broker_url.split(";", 1)[0].partition("://")[0]
+    return scheme.strip().lower() in REDIS_SCHEMES
+
+
+def amqp_transport_options(publish_timeout: float | None) -> dict[str, Any]:
+    """RabbitMQ (``amqp://``): publisher confirms, so a message the broker did not take raises
+    instead of silently vanishing; for the web also bounded socket reads and writes, and no
+    reconnect loop. (The Redis options, e.g. ``visibility_timeout``, mean nothing there.)"""
+    options: dict[str, Any] = {"confirm_publish": True}
+    if publish_timeout is not None:
+        options.update(read_timeout=publish_timeout, write_timeout=publish_timeout, max_retries=0)
+    return options
 
 
 def make_celery(
     broker_url: str,
     *,
-    visibility_timeout: int = 3600,
+    visibility_timeout: int = 90,
     publish_timeout: float | None = None,
 ) -> Celery:
     """Build the Celery app. ``publish_timeout`` is for processes that only publish (the web):
@@ -30,6 +55,8 @@ def make_celery(
     app = Celery("roomrec", broker=broker_url, set_as_current=False)
     transport_options: dict[str, Any] = {
         "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": RESTORE_INTERVAL,
+        "unacked_restore_throttle": 1,
         "health_check_interval": 25,
     }
     if publish_timeout is not None:
@@ -38,6 +65,8 @@ def make_celery(
             socket_connect_timeout=publish_timeout,
             max_retries=0,
         )
+    if not is_redis_url(broker_url):
+        transport_options = amqp_transport_options(publish_timeout)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -57,8 +86,8 @@ def make_celery(
             PROCESS_EVENT_TASK: {"queue": EVENTS_QUEUE},
             RUN_HANDLER_TASK: {"queue": HANDLERS_QUEUE},
         },
-        task_time_limit=TASK_TIME_LIMIT,
-        task_soft_time_limit=TASK_TIME_LIMIT - 30,
+        task_time_limit=task_time_limit(visibility_timeout),
+        task_soft_time_limit=task_time_limit(visibility_timeout) - 5,
         worker_hijack_root_logger=False,
         enable_utc=True,
         timezone="UTC",

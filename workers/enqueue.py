@@ -10,19 +10,33 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import redis
 from celery import Celery
 from kombu.exceptions import KombuError
 
 from schemas import EventMessage
-from workers.celery_app import PROCESS_EVENT_TASK, make_celery
+from workers.celery_app import EVENTS_QUEUE, PROCESS_EVENT_TASK, make_celery
 from workers.errors import BrokerUnavailable
+from workers.publish import AtomicEnqueue, build_message
 
 log = logging.getLogger(__name__)
 
 SEEN_KEY = "roomrec:seen:{}"
 DEFAULT_DEDUP_TTL = 7 * 24 * 3600
+
+
+def same_redis(broker_url: str, redis_url: str) -> bool:
+    """Whether the Celery broker is the very Redis database of ``REDIS_URL``."""
+
+    def normal(url: str) -> tuple[str, str, int, int]:
+        parts = urlsplit(url)
+        database = int(parts.path.strip("/") or 0) if parts.path.strip("/").isdigit() else 0
+        return parts.scheme, parts.hostname or "localhost", parts.port or 6379, database
+
+    broker = normal(broker_url)
+    return broker[0] in ("redis", "rediss") and broker == normal(redis_url)
 
 
 def event_id(params: Mapping[str, str]) -> str:
@@ -39,17 +53,31 @@ def event_id(params: Mapping[str, str]) -> str:
 
 
 class Enqueuer:
-    """Publishes :class:`EventMessage` s for the workers, each at most once per TTL."""
+    """Publishes :class:`EventMessage` s for the workers, each at most once per TTL.
+
+    When the broker is the Redis of ``REDIS_URL`` (the default), the de-duplication marks and
+    the message are written by one Lua script (:class:`workers.publish.AtomicEnqueue`): never
+    one without the other. With another broker (RabbitMQ), the mark is set first and removed
+    again when the publish fails.
+    """
 
     def __init__(
-        self, celery: Celery, redis_client: redis.Redis, *, dedup_ttl: int = DEFAULT_DEDUP_TTL
+        self,
+        celery: Celery,
+        redis_client: redis.Redis,
+        *,
+        dedup_ttl: int = DEFAULT_DEDUP_TTL,
+        atomic: bool = False,
     ) -> None:
         self.celery = celery
         self.redis = redis_client
         self.dedup_ttl = dedup_ttl
+        self.atomic = AtomicEnqueue(redis_client) if atomic else None
 
     @classmethod
-    def from_urls(cls, broker_url: str, redis_url: str, *, timeout: float) -> Enqueuer:
+    def from_urls(
+        cls, broker_url: str, redis_url: str, *, timeout: float, dedup_ttl: int = DEFAULT_DEDUP_TTL
+    ) -> Enqueuer:
         """An enqueuer whose every broker and Redis call gives up after about ``timeout`` s."""
         client = redis.Redis.from_url(
             redis_url,
@@ -58,17 +86,45 @@ class Enqueuer:
             retry=None,
             health_check_interval=30,
         )
-        return cls(make_celery(broker_url, publish_timeout=timeout), client)
+        return cls(
+            make_celery(broker_url, publish_timeout=timeout),
+            client,
+            dedup_ttl=dedup_ttl,
+            atomic=same_redis(broker_url, redis_url),
+        )
+
+    @staticmethod
+    def dedup_keys(message: EventMessage) -> list[str]:
+        keys = [SEEN_KEY.format(message.id)]
+        if message.idempotency_token:
+            token = hashlib.sha256(message.idempotency_token.encode()).hexdigest()[:32]
+            keys.append(SEEN_KEY.format(f"token:{token}"))
+        return keys
 
     def enqueue(self, message: EventMessage) -> bool:
-        """Queue ``message``; False when the same event was queued before (a duplicate).
+        """Queue ``message``; False when the same event (same id, or same Twilio idempotency
+        token) was queued before: a duplicate.
 
         Raises :class:`BrokerUnavailable` when Redis or the broker does not answer in time;
-        the event is then not marked as seen, so Twilio's or the user's retry can succeed.
+        the event is then not marked as seen, so a retry (or the spool's relay) can succeed.
         """
-        key = SEEN_KEY.format(message.id)
+        keys = self.dedup_keys(message)
+        if self.atomic is not None:
+            body = build_message(
+                self.celery, PROCESS_EVENT_TASK, [message.to_json()], task_id=message.id,
+                queue=EVENTS_QUEUE,
+            )  # fmt: skip
+            try:
+                return self.atomic(EVENTS_QUEUE, body, keys, self.dedup_ttl)
+            except redis.RedisError as exc:
+                raise BrokerUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
+        return self._enqueue_in_two_steps(message, keys)
+
+    def _enqueue_in_two_steps(self, message: EventMessage, keys: list[str]) -> bool:
         try:
-            if not self.redis.set(key, 1, nx=True, ex=self.dedup_ttl):
+            if any(self.redis.exists(key) for key in keys[1:]):
+                return False
+            if not self.redis.set(keys[0], 1, nx=True, ex=self.dedup_ttl):
                 return False
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
@@ -77,9 +133,17 @@ class Enqueuer:
                 PROCESS_EVENT_TASK, args=[message.to_json()], task_id=message.id, retry=False
             )
         except (KombuError, OSError, redis.RedisError) as exc:
-            self._forget(key)
+            self._forget(keys[0])
             raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}") from exc
+        for key in keys[1:]:
+            self._mark(key)
         return True
+
+    def _mark(self, key: str) -> None:
+        try:
+            self.redis.set(key, 1, ex=self.dedup_ttl)
+        except redis.RedisError:
+            log.warning("could not set de-duplication mark %s", key)
 
     def _forget(self, key: str) -> None:
         try:
@@ -91,6 +155,8 @@ class Enqueuer:
         """Raise :class:`BrokerUnavailable` unless Redis and the broker answer."""
         try:
             self.redis.ping()
+            if self.atomic is not None:
+                return
             with self.celery.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=0, timeout=self.redis_timeout)
         except (KombuError, OSError, redis.RedisError) as exc:

@@ -13,9 +13,12 @@ import requests
 from celery import Celery
 
 from schemas.settings import WorkerSettings
+from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
 from workers.deadletter import DeadLetterStore
+from workers.enqueue import same_redis
 from workers.handlers import Handler, HandlerContext, load_handlers
 from workers.outcomes import OutcomeStore
+from workers.publish import DelayedQueue
 from workers.twilio_api import TwilioVideo
 
 DONE_TTL = 7 * 24 * 3600
@@ -29,6 +32,7 @@ class Runtime:
     handlers: dict[str, Handler]
     dead_letters: DeadLetterStore
     outcomes: OutcomeStore
+    delayed: DelayedQueue | None  # None when the broker is not the Redis of REDIS_URL
 
     @classmethod
     def build(cls, settings: WorkerSettings) -> Runtime:
@@ -45,6 +49,11 @@ class Runtime:
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
             outcomes=OutcomeStore(client),
+            delayed=(
+                DelayedQueue(client, (EVENTS_QUEUE, HANDLERS_QUEUE))
+                if same_redis(settings.broker_url, settings.redis_url)
+                else None
+            ),
         )
 
 

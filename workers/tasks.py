@@ -15,8 +15,14 @@ from celery import Task, shared_task
 from marshmallow import ValidationError
 
 from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
-from workers.celery_app import PROCESS_EVENT_TASK, RUN_HANDLER_TASK
+from workers.celery_app import (
+    EVENTS_QUEUE,
+    HANDLERS_QUEUE,
+    PROCESS_EVENT_TASK,
+    RUN_HANDLER_TASK,
+)
 from workers.errors import NotFoundYet, PermanentError, TargetGone, TransientError
+from workers.publish import build_message
 from workers.retry import NOT_FOUND_RETRIES, backoff
 from workers.runtime import DONE_TTL, Runtime, runtime
 from workers.urls import fingerprint, target_label
@@ -26,6 +32,7 @@ log = logging.getLogger(__name__)
 _event_messages = EventMessageSchema()
 _handler_events = HandlerEventSchema()
 FETCH_STAGE = "fetch"
+QUEUE_OF = {PROCESS_EVENT_TASK: EVENTS_QUEUE, RUN_HANDLER_TASK: HANDLERS_QUEUE}
 
 
 def done_key(event_id: str, handler: str, target: str | None) -> str:
@@ -59,7 +66,16 @@ def _retry_or_give_up(
         "%s of %s failed (attempt %d of %d), retrying in %.1fs: %s",
         stage, event_id, attempt + 1, limit + 1, delay, exc,
     )  # fmt: skip
-    raise task.retry(countdown=delay, exc=exc)
+    if rt.delayed is None:  # another broker: Celery's own countdown
+        raise task.retry(countdown=delay, exc=exc)
+    # The same task, one attempt further, waits in Redis until due; this delivery is done.
+    queue = (task.request.delivery_info or {}).get("routing_key") or QUEUE_OF[task.name]
+    again = build_message(
+        task.app, task.name, list(task.request.args or ()), task_id=task.request.id,
+        queue=queue, retries=attempt + 1,
+    )  # fmt: skip
+    rt.delayed.add(queue, again, delay)
+    return None
 
 
 @shared_task(name=PROCESS_EVENT_TASK, bind=True, max_retries=None)

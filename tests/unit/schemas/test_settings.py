@@ -150,7 +150,7 @@ def test_worker_names_field_and_consistency_problems_together() -> None:
      ("TWILIO_API_KEY_SID", ACCOUNT_SID), ("TWILIO_VIDEO_BASE_URL", "video.twilio.com"),
      ("TWILIO_TIMEOUT", "0"), ("TWILIO_TIMEOUT", "-1"), ("TWILIO_TIMEOUT", "ten"),
      ("TASK_MAX_RETRIES", "-1"), ("TASK_MAX_RETRIES", "101"), ("TASK_MAX_RETRIES", "2.5"),
-     ("VISIBILITY_TIMEOUT", "59"), ("FORWARD_TIMEOUT", "0"), ("FORWARD_URLS", "ftp://x.example.com"),
+     ("VISIBILITY_TIMEOUT", "29"), ("FORWARD_TIMEOUT", "0"), ("FORWARD_URLS", "ftp://x.example.com"),
      ("FORWARD_ALLOW_HTTP", "perhaps")],
 )  # fmt: skip
 def test_worker_malformed_variables_are_named(name: str, value: str) -> None:
@@ -183,7 +183,10 @@ def test_worker_defaults() -> None:
     assert settings.forward_secret is None
     assert settings.forward_allow_http is False
     assert settings.twilio_video_base_url == "https://video.twilio.com"
-    assert settings.retry_backoff_max * 2 < settings.visibility_timeout
+    # A lost worker's tasks come back within two minutes: 90 s + a 10 s restore sweep.
+    assert settings.visibility_timeout == 90
+    # Retries wait in Redis, not in a worker, so they may span hours.
+    assert settings.max_retries == 15 and settings.retry_backoff_max == 1800
 
 
 def test_broker_falls_back_to_redis_url() -> None:
@@ -333,22 +336,11 @@ def test_standard_webhook_secrets_are_accepted(size: int) -> None:
 # --- worker: retry limits ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("backoff_max", "visibility", "ok"),
-    [("600", "3600", True), ("1799", "3600", True), ("1800", "3600", False),
-     ("3600", "3600", False), ("3000", "7200", True), ("30", "60", False), ("29", "60", True)],
-)  # fmt: skip
-def test_backoff_max_must_stay_under_half_the_visibility_timeout(
-    backoff_max: str, visibility: str, ok: bool
-) -> None:
-    env = worker_env(RETRY_BACKOFF_MAX=backoff_max, VISIBILITY_TIMEOUT=visibility)
-
-    if ok:
-        settings = load_worker(env)
-        assert settings.retry_backoff_max == float(backoff_max)
-        assert settings.visibility_timeout == int(visibility)
-    else:
-        assert "RETRY_BACKOFF_MAX" in worker_error(env)
+@pytest.mark.parametrize("backoff_max", ["1", "600", "7200", "86400"])
+def test_backoff_may_exceed_the_visibility_timeout(backoff_max: str) -> None:
+    # Delayed retries wait in a Redis sorted set, not unacknowledged in a worker.
+    settings = load_worker(worker_env(RETRY_BACKOFF_MAX=backoff_max, VISIBILITY_TIMEOUT="60"))
+    assert settings.retry_backoff_max == float(backoff_max)
 
 
 def test_worker_secrets_are_not_in_repr() -> None:
