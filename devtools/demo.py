@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     auth_token = secrets.token_hex(16)
     forward_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     RUN_DIR.mkdir(exist_ok=True)
+    for leftover in RUN_DIR.glob("spool.sqlite3*"):  # a demo's events are throwaway
+        leftover.unlink()
 
     with ExitStack() as stack:
         redis_url = os.environ.get("REDIS_URL", "")
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"receiver  {receiver.url}  (verifies Standard Webhooks signatures)")
 
         port = free_port()
-        common = {"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": auth_token}
+        common = {"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": auth_token,
+                  "SPOOL_PATH": str(RUN_DIR / "spool.sqlite3")}  # fmt: skip
         web = gunicorn_web(common, RUN_DIR / "web.log", port)
         stack.callback(web.stop)
         callback_url = f"http://127.0.0.1:{port}/twilio/room-events"

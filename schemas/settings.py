@@ -25,6 +25,10 @@ from marshmallow import (
 from schemas.fields import CaseInsensitiveEnum, Sid
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///./data/roomrec.db"
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg", "postgres")
+DEFAULT_STREAM_KEY = "roomrec:events"
+DEFAULT_STREAM_MAXLEN = 100_000
 _positive = validate.Range(min=0, min_inclusive=False)
 # Reconciliation relies on the de-duplication marks (kept 7 days) to skip recordings already
 # processed; a longer window would process older recordings a second time.
@@ -47,6 +51,14 @@ class CommaList(fields.Field):
             raise ValidationError("Must be a comma-separated list.")
         items = [item.strip() for item in value.split(",") if item.strip()]
         return [self.inner.deserialize(item) for item in items]
+
+
+def _check_database_url(value: str) -> None:
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower() not in DATABASE_SCHEMES:
+        raise ValidationError(
+            "Must be sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db."
+        )
 
 
 def _check_webhook_secret(value: str) -> None:
@@ -84,7 +96,10 @@ class WebSettings:
     redis_url: str = field(repr=False)
     broker_url: str = field(repr=False)
     enqueue_timeout: float
+    spool_path: str
     log_level: str
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    api_token: str | None = field(default=None, repr=False)
 
 
 class WebSettingsSchema(_BaseSettingsSchema):
@@ -97,6 +112,13 @@ class WebSettingsSchema(_BaseSettingsSchema):
     public_base_url = fields.Url(data_key="PUBLIC_BASE_URL", load_default=None, require_tld=False)
     trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
     enqueue_timeout = fields.Float(data_key="ENQUEUE_TIMEOUT", load_default=0.5, validate=_positive)
+    spool_path = fields.String(data_key="SPOOL_PATH", load_default="./data/spool.sqlite3")
+    database_url = fields.String(
+        data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
+    )
+    api_token = fields.String(
+        data_key="API_TOKEN", load_default=None, validate=validate.Length(min=16)
+    )
 
     @post_load
     def _to_settings(self, data: dict[str, Any], **_: Any) -> WebSettings:
@@ -126,6 +148,9 @@ class WorkerSettings:
     log_level: str
     reconcile_interval: int = 900
     reconcile_window: int = 7200
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    stream_key: str = DEFAULT_STREAM_KEY
+    stream_maxlen: int = DEFAULT_STREAM_MAXLEN
 
     @property
     def twilio_credentials(self) -> tuple[str, str]:
@@ -145,6 +170,16 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         data_key="TWILIO_VIDEO_BASE_URL", load_default="https://video.twilio.com", require_tld=False
     )
     twilio_timeout = fields.Float(data_key="TWILIO_TIMEOUT", load_default=10.0, validate=_positive)
+    database_url = fields.String(
+        data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
+    )
+    stream_key = fields.String(
+        data_key="STREAM_KEY", load_default=DEFAULT_STREAM_KEY, validate=validate.Length(min=1)
+    )
+    stream_maxlen = fields.Integer(
+        data_key="STREAM_MAXLEN", load_default=DEFAULT_STREAM_MAXLEN,
+        validate=validate.Range(min=1),
+    )  # fmt: skip
     handlers = CommaList(fields.String(), data_key="HANDLERS", load_default=["log"])
     forward_urls = CommaList(
         fields.Url(require_tld=False, schemes={"http", "https"}),

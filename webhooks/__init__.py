@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -17,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from schemas.settings import WebSettings, WebSettingsSchema, load_settings
 from webhooks import health, problems, views
 from webhooks.extension import EXTENSION_KEY, Roomrec
+from webhooks.spool import Relay, Spool
 from workers.enqueue import Enqueuer
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -49,7 +51,13 @@ def create_app(
         enqueuer = Enqueuer.from_urls(
             settings.broker_url, settings.redis_url, timeout=settings.enqueue_timeout
         )
-    app.extensions[EXTENSION_KEY] = Roomrec(settings=settings, enqueuer=enqueuer)
+    spool = Spool(Path(settings.spool_path))
+    relay = Relay(spool, enqueuer.enqueue)
+    if spool.pending():  # left by a previous run: relay it as soon as the queue answers
+        relay.ensure_running()
+    app.extensions[EXTENSION_KEY] = Roomrec(
+        settings=settings, enqueuer=enqueuer, spool=spool, relay=relay
+    )
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
     problems.register(app)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 
 from schemas.settings import WebSettings
+from webhooks.spool import Relay, Spool
 from workers.enqueue import Enqueuer
 
 EXTENSION_KEY = "roomrec"
@@ -14,10 +15,13 @@ EXTENSION_KEY = "roomrec"
 
 @dataclass(frozen=True, slots=True)
 class Roomrec:
-    """The app's settings and the enqueuer every accepted callback goes through."""
+    """The app's settings, the enqueuer every accepted callback goes through, and the local
+    spool (with its relay) that keeps callbacks while the queue is unreachable."""
 
     settings: WebSettings
     enqueuer: Enqueuer
+    spool: Spool
+    relay: Relay
 
     @property
     def auth_tokens(self) -> tuple[str, ...]:

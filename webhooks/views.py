@@ -14,7 +14,7 @@ from flask import Blueprint, Request, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from schemas import RECORDING_EVENTS, EventMessage
-from webhooks.errors import QueueUnavailable, UnsupportedContentType
+from webhooks.errors import UnsupportedContentType
 from webhooks.extension import roomrec
 from webhooks.params import decode_query, load_event, parse_params, single_valued
 from webhooks.signature import SIGNATURE_HEADER, callback_url, verify_signature
@@ -27,6 +27,7 @@ CALLBACK_PATH = "/twilio/room-events"
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 DUPLICATE_HEADER = "X-Roomrec-Duplicate"
+SPOOLED_HEADER = "X-Roomrec-Spooled"
 
 bp = Blueprint("callbacks", __name__)
 
@@ -52,24 +53,27 @@ def room_event() -> Response:
 
     params = single_valued(received)
     event = load_event(params)
+    name = params["StatusCallbackEvent"]
     message = EventMessage(
         id=event_id(params),
         event=event,
         received_at=datetime.now(UTC),
         idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
     )
+    spooled = False
     try:
+        if state.spool.pending():  # keep the order: behind what waits in the spool
+            raise BrokerUnavailable("events are waiting in the spool")
         fresh = state.enqueuer.enqueue(message)
     except BrokerUnavailable as exc:
-        raise QueueUnavailable(
-            "The event could not be queued; retry later.",
-            reason=f"{exc} for {params['StatusCallbackEvent']} room={params['RoomSid']} "
-            f"id={message.id}",
-        ) from exc
+        state.spool.append(message)  # SpoolError (503) only when the disk refuses too
+        state.relay.ensure_running()
+        state.relay.wake.set()
+        log.warning("queue unavailable (%s): spooled %s id=%s", exc, name, message.id)
+        fresh = spooled = True
 
     # Logged from the raw parameters, which the schema has checked (RecordingSid only for
     # recording events: elsewhere it is an unchecked extra).
-    name = params["StatusCallbackEvent"]
     recording = params.get("RecordingSid") if name in RECORDING_EVENTS else None
     log.info(
         "%s %s room=%s recording=%s id=%s",
@@ -83,6 +87,8 @@ def room_event() -> Response:
     del response.headers["Content-Type"]  # no content, no type
     if not fresh:
         response.headers[DUPLICATE_HEADER] = "1"
+    if spooled:
+        response.headers[SPOOLED_HEADER] = "1"
     return response
 
 

@@ -90,7 +90,11 @@ def start_stack(
     stacks: list[Stack] = []
 
     def start(*, web_workers: int = 2, concurrency: int = 2, **worker_overrides: str) -> Stack:
-        web_config = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url}
+        web_config = {
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "REDIS_URL": redis_url,
+            "SPOOL_PATH": str(tmp_path / f"spool-{len(stacks)}.sqlite3"),
+        }
         worker_config = {
             "REDIS_URL": redis_url,
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,

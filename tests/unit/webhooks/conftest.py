@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -15,19 +16,25 @@ AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(redis_url: str) -> Iterator[AppFactory]:
-    """Build apps on the private Redis (a real Enqueuer); keyword arguments are extra
-    environment variables, ``None`` removing one. Closes every enqueuer afterwards."""
+def make_app(redis_url: str, tmp_path: Path) -> Iterator[AppFactory]:
+    """Build apps on the private Redis (a real Enqueuer) with a spool in ``tmp_path``; keyword
+    arguments are extra environment variables, ``None`` removing one. Closes every enqueuer
+    afterwards."""
     apps: list[Flask] = []
 
     def make(**env: str | None) -> Flask:
-        config = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url} | env
+        config = {
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "REDIS_URL": redis_url,
+            "SPOOL_PATH": str(tmp_path / "spool.sqlite3"),
+        } | env
         app = create_app({key: value for key, value in config.items() if value is not None})
         apps.append(app)
         return app
 
     yield make
     for app in apps:
+        roomrec(app).relay.stop()
         roomrec(app).enqueuer.close()
 
 
