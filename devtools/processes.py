@@ -86,7 +86,11 @@ def celery_worker(
     ]  # fmt: skip
     worker = ManagedProcess(args, config, log_path)
     worker.start()
-    worker.wait_for_log(" ready.")
+    try:
+        worker.wait_for_log(" ready.")
+    except BaseException:
+        worker.stop()
+        raise
     return worker
 
 
@@ -107,5 +111,6 @@ def gunicorn_web(
         except requests.ConnectionError:
             pass
         if web.process is None or web.process.poll() is not None or time.monotonic() > deadline:
+            web.stop()
             raise RuntimeError(f"gunicorn did not come up:\n{web.log()[-3000:]}")
         time.sleep(0.1)

@@ -36,6 +36,7 @@ class ForwardTarget:
 
     secret: str
     listener: Callable[[Delivery], None] | None = None
+    retry_after: int | None = None  # sent with every non-2xx answer when set
     answers: deque[int] = field(default_factory=deque)
     attempts: list[Delivery] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
@@ -65,7 +66,10 @@ class ForwardTarget:
             self.attempts.append(delivery)
         if self.listener is not None:
             self.listener(delivery)
-        return Response(json.dumps({"ok": status < 300}), status=status)(environ, start_response)
+        response = Response(json.dumps({"ok": status < 300}), status=status)
+        if status >= 300 and self.retry_after is not None:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return response(environ, start_response)
 
     @property
     def deliveries(self) -> list[Delivery]:

@@ -11,6 +11,14 @@ from devtools.redis_server import RedisServer
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.support.report import COUNTS
+
+    for name, counts in COUNTS.items():
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
+        terminalreporter.write_line(f"{name}: {kinds}")
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A private redis-server for the whole session (never the machine's own)."""

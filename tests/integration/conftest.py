@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import redis
+from redis import Redis
 
 from devtools.processes import ManagedProcess, celery_worker, gunicorn_web
 from devtools.receiver import ForwardTarget
@@ -61,7 +61,7 @@ class Stack:
     web_url: str
     web: ManagedProcess
     worker: ManagedProcess
-    redis: redis.Redis
+    redis: Redis
     worker_config: dict[str, str]
     processes: list[ManagedProcess] = field(default_factory=list)
 
@@ -89,7 +89,16 @@ def start_stack(
     """Start web and worker with the given worker settings on top of sensible test defaults."""
     stacks: list[Stack] = []
 
-    def start(*, web_workers: int = 2, concurrency: int = 2, **worker_overrides: str) -> Stack:
+    def start(
+        *,
+        web_workers: int = 2,
+        concurrency: int = 2,
+        redis: RedisServer | None = None,
+        **worker_overrides: str,
+    ) -> Stack:
+        """``redis``: another private Redis than the session's (e.g. append-only)."""
+        server = redis or redis_server
+        redis_url = server.url
         web_config = {
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "REDIS_URL": redis_url,
@@ -111,12 +120,16 @@ def start_stack(
         } | worker_overrides
         port = free_port()
         web = gunicorn_web(web_config, tmp_path / "web.log", port, workers=web_workers)
-        worker = celery_worker(worker_config, tmp_path / "worker.log", concurrency=concurrency)
+        try:
+            worker = celery_worker(worker_config, tmp_path / "worker.log", concurrency=concurrency)
+        except BaseException:
+            web.stop()
+            raise
         stack = Stack(
             web_url=f"http://127.0.0.1:{port}",
             web=web,
             worker=worker,
-            redis=redis.Redis(port=redis_server.port, decode_responses=True),
+            redis=Redis(port=server.port, decode_responses=True),
             worker_config=worker_config,
             processes=[web, worker],
         )
