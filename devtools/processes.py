@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -77,12 +77,17 @@ class ManagedProcess:
 
 
 def celery_worker(
-    config: Mapping[str, str], log_path: Path, *, concurrency: int = 2
+    config: Mapping[str, str],
+    log_path: Path,
+    *,
+    concurrency: int = 2,
+    extra_args: Sequence[str] = (),
 ) -> ManagedProcess:
+    """A prefork worker, ready; ``extra_args`` e.g. ``["-n", "w2@%h"]`` for a second one."""
     args = [
         str(BIN / "celery"), "-A", "workers", "worker", "--loglevel", "INFO",
         "--pool", "prefork", "--concurrency", str(concurrency),
-        "--without-mingle", "--without-gossip", "--without-heartbeat",
+        "--without-mingle", "--without-gossip", "--without-heartbeat", *extra_args,
     ]  # fmt: skip
     worker = ManagedProcess(args, config, log_path)
     worker.start()
@@ -94,6 +99,22 @@ def celery_worker(
     return worker
 
 
+def celery_beat(config: Mapping[str, str], log_path: Path, schedule: Path) -> ManagedProcess:
+    """``celery -A workers beat``, started; ``schedule`` is its schedule file."""
+    args = [
+        str(BIN / "celery"), "-A", "workers", "beat", "--loglevel", "INFO",
+        "--schedule", str(schedule),
+    ]  # fmt: skip
+    beat = ManagedProcess(args, config, log_path)
+    beat.start()
+    try:
+        beat.wait_for_log("beat: Starting...")
+    except BaseException:
+        beat.stop()
+        raise
+    return beat
+
+
 def gunicorn_web(
     config: Mapping[str, str], log_path: Path, port: int, *, workers: int = 2
 ) -> ManagedProcess:
@@ -103,14 +124,22 @@ def gunicorn_web(
     ]  # fmt: skip
     web = ManagedProcess(args, config, log_path)
     web.start()
-    deadline = time.monotonic() + 30
+    try:
+        _wait_until_healthy(web, f"http://127.0.0.1:{port}/healthz")
+    except BaseException:
+        web.stop()
+        raise
+    return web
+
+
+def _wait_until_healthy(web: ManagedProcess, url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return web
-        except requests.ConnectionError:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
             pass
         if web.process is None or web.process.poll() is not None or time.monotonic() > deadline:
-            web.stop()
             raise RuntimeError(f"gunicorn did not come up:\n{web.log()[-3000:]}")
         time.sleep(0.1)
