@@ -4,13 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo run test test-unit test-integration lint format clean
+.PHONY: help install demo run test test-unit test-integration chaos lint format clean
 
 help:
 	@echo "make demo              run a simulated Twilio room through the whole stack"
 	@echo "make test              install everything needed, then run every test"
 	@echo "make run               start web (gunicorn) and a worker for real Twilio, from .env"
 	@echo "make lint              ruff, ruff format --check, mypy"
+	@echo "make chaos             the real stack under injected faults (part of make test too)"
 	@echo "make test-unit | test-integration"
 
 $(BIN)/python:
@@ -38,6 +39,9 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration
+
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -m chaos tests/chaos -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,6 +27,19 @@ def _env(config: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s child processes (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 class ManagedProcess:
     """A subprocess with its output in a log file; stopped with SIGTERM, then SIGKILL."""
 

@@ -37,6 +37,7 @@ class ForwardTarget:
     secret: str
     listener: Callable[[Delivery], None] | None = None
     retry_after: int | None = None  # sent with every non-2xx answer when set
+    down: bool = False  # while set, every request is answered 503 (an outage)
     answers: deque[int] = field(default_factory=deque)
     attempts: list[Delivery] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
@@ -61,7 +62,7 @@ class ForwardTarget:
                 self.invalid.append(f"{exc}: {data[:200]!r}")
             return Response("bad signature", status=400)(environ, start_response)
         with self.lock:
-            status = self.answers.popleft() if self.answers else 200
+            status = 503 if self.down else self.answers.popleft() if self.answers else 200
             delivery = Delivery(request.headers["webhook-id"], body, status)
             self.attempts.append(delivery)
         if self.listener is not None:
