@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,10 @@ _positive = validate.Range(min=0, min_inclusive=False)
 # Reconciliation relies on the de-duplication marks (kept 7 days) to skip recordings already
 # processed; a longer window would process older recordings a second time.
 RECONCILE_WINDOW_MAX = 7 * 24 * 3600
+LOG_FORMATS = ("auto", "json", "text")
+DEFAULT_METRICS_PORT = 9809  # worker's exporter (9808 is celery-exporter's); 0 turns it off
+DEFAULT_ARCHIVE_URL = "file://./data/recordings"
+_S3_BUCKET_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
 
 class ConfigurationError(ValueError):
@@ -71,6 +76,27 @@ def _check_webhook_secret(value: str) -> None:
         raise ValidationError("Must be whsec_ followed by a base64 key of at least 24 bytes.")
 
 
+def _check_directory(value: str) -> None:
+    if not os.path.isdir(value):
+        raise ValidationError("Must be an existing directory.")
+
+
+def _check_archive_url(value: str) -> None:
+    scheme, _, rest = value.partition(":")
+    if scheme.lower() == "s3":
+        bucket = rest.removeprefix("//").partition("/")[0]
+        if (
+            not rest.startswith("//")
+            or not 3 <= len(bucket) <= 63
+            or not set(bucket) <= _S3_BUCKET_CHARACTERS
+            or bucket[0] in ".-"
+            or bucket[-1] in ".-"
+        ):
+            raise ValidationError("Must be s3://bucket or s3://bucket/prefix (a valid bucket).")
+    elif scheme.lower() != "file" or not rest.strip("/"):
+        raise ValidationError("Must be file:///path/to/directory or s3://bucket/prefix.")
+
+
 class _BaseSettingsSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -79,6 +105,9 @@ class _BaseSettingsSchema(Schema):
     broker_url = fields.String(data_key="CELERY_BROKER_URL", load_default=None)
     log_level = CaseInsensitiveEnum(
         ("DEBUG", "INFO", "WARNING", "ERROR"), data_key="LOG_LEVEL", load_default="INFO"
+    )
+    log_format = fields.String(
+        data_key="LOG_FORMAT", load_default="auto", validate=validate.OneOf(LOG_FORMATS)
     )
 
     @post_load
@@ -97,9 +126,11 @@ class WebSettings:
     broker_url: str = field(repr=False)
     enqueue_timeout: float
     spool_path: str
+    dedup_ttl: int
     log_level: str
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     api_token: str | None = field(default=None, repr=False)
+    log_format: str = "auto"
 
 
 class WebSettingsSchema(_BaseSettingsSchema):
@@ -113,6 +144,9 @@ class WebSettingsSchema(_BaseSettingsSchema):
     trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
     enqueue_timeout = fields.Float(data_key="ENQUEUE_TIMEOUT", load_default=0.5, validate=_positive)
     spool_path = fields.String(data_key="SPOOL_PATH", load_default="./data/spool.sqlite3")
+    dedup_ttl = fields.Integer(
+        data_key="DEDUP_TTL", load_default=7 * 24 * 3600, validate=validate.Range(min=60)
+    )
     database_url = fields.String(
         data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
     )
@@ -151,6 +185,17 @@ class WorkerSettings:
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     stream_key: str = DEFAULT_STREAM_KEY
     stream_maxlen: int = DEFAULT_STREAM_MAXLEN
+    archive_url: str = DEFAULT_ARCHIVE_URL
+    archive_delete_from_twilio: bool = False
+    archive_timeout: float = 15.0
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    aws_region: str | None = None
+    log_format: str = "auto"
+    metrics_port: int = DEFAULT_METRICS_PORT
+    metrics_dir: str | None = None
 
     @property
     def twilio_credentials(self) -> tuple[str, str]:
@@ -209,6 +254,45 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         data_key="RECONCILE_WINDOW", load_default=7200,
         validate=validate.Range(min=60, max=RECONCILE_WINDOW_MAX),
     )  # fmt: skip
+    archive_url = fields.String(
+        data_key="ARCHIVE_URL", load_default=DEFAULT_ARCHIVE_URL, validate=_check_archive_url
+    )
+    archive_delete_from_twilio = fields.Boolean(
+        data_key="ARCHIVE_DELETE_FROM_TWILIO", load_default=False
+    )
+    archive_timeout = fields.Float(
+        data_key="ARCHIVE_TIMEOUT", load_default=15.0,
+        validate=validate.Range(min=0, max=120, min_inclusive=False),
+    )  # fmt: skip
+    s3_endpoint_url = fields.Url(
+        data_key="S3_ENDPOINT_URL", load_default=None, require_tld=False,
+        schemes={"http", "https"},
+    )  # fmt: skip
+    aws_access_key_id = fields.String(data_key="AWS_ACCESS_KEY_ID", load_default=None)
+    aws_secret_access_key = fields.String(data_key="AWS_SECRET_ACCESS_KEY", load_default=None)
+    aws_session_token = fields.String(data_key="AWS_SESSION_TOKEN", load_default=None)
+    aws_region = fields.String(data_key="AWS_REGION", load_default=None)
+    metrics_port = fields.Integer(
+        data_key="METRICS_PORT", load_default=DEFAULT_METRICS_PORT,
+        validate=validate.Range(min=0, max=65535),
+    )  # fmt: skip
+    metrics_dir = fields.String(
+        data_key="PROMETHEUS_MULTIPROC_DIR", load_default=None, validate=_check_directory
+    )
+
+    @validates_schema(skip_on_field_errors=False)
+    def _check_archive(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        key_id, secret = data.get("aws_access_key_id"), data.get("aws_secret_access_key")
+        if bool(key_id) != bool(secret):
+            missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
+            errors[missing] = ["Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither."]
+        if data.get("archive_delete_from_twilio") and "archive" not in data.get("handlers", []):
+            errors["ARCHIVE_DELETE_FROM_TWILIO"] = [
+                "Only with HANDLERS including archive: a recording is deleted once archived."
+            ]
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def _check_reconcile(self, data: dict[str, Any], **_: Any) -> None:

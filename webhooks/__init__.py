@@ -7,7 +7,6 @@ the configuration from the environment (see :class:`schemas.settings.WebSettings
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,10 +15,11 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from schemas.settings import WebSettings, WebSettingsSchema, load_settings
-from webhooks import health, problems, views
+from webhooks import api, cli, cli_db, health, metrics, openapi, problems, views
 from webhooks.extension import EXTENSION_KEY, Roomrec
 from webhooks.spool import Relay, Spool
 from workers.enqueue import Enqueuer
+from workers.logs import configure_logging, settings_secrets
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -40,7 +40,7 @@ def create_app(
         if isinstance(config, WebSettings)
         else load_settings(WebSettingsSchema(), os.environ if config is None else config)
     )
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings_secrets(settings))
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trust_proxy_headers:
@@ -49,7 +49,10 @@ def create_app(
         )
     if enqueuer is None:
         enqueuer = Enqueuer.from_urls(
-            settings.broker_url, settings.redis_url, timeout=settings.enqueue_timeout
+            settings.broker_url,
+            settings.redis_url,
+            timeout=settings.enqueue_timeout,
+            dedup_ttl=settings.dedup_ttl,
         )
     spool = Spool(Path(settings.spool_path))
     relay = Relay(spool, enqueuer.enqueue)
@@ -60,13 +63,10 @@ def create_app(
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
+    metrics.register(app, settings)  # request hooks and GET /metrics
+    openapi.register(app)  # GET /openapi.json
+    api.init_app(app)
     problems.register(app)
+    cli.register(app)
+    app.cli.add_command(cli_db.db)
     return app
-
-
-def _configure_logging(level: str) -> None:
-    # Under gunicorn or `flask run` nothing configures the root logger, and Python's
-    # last-resort handler drops INFO: the accepted-callback lines would be lost.
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger(__name__).setLevel(level)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from devtools.redis_server import RedisServer
 from tests.support.twilio import recording_params
@@ -133,3 +134,14 @@ def test_healthz_answers_even_when_the_queue_is_down(make_app: AppFactory, close
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
+
+
+def test_the_deduplication_record_lives_for_dedup_ttl(make_app: AppFactory, redis_url: str) -> None:
+    app = make_app(DEDUP_TTL="3600")
+    params = recording_params()
+    assert post_callback(app.test_client(), params).status_code == 204
+
+    client = redis.Redis.from_url(redis_url)
+    (mark,) = seen_marks(redis_url)
+    assert 3500 < client.ttl(mark) <= 3600
+    client.close()
