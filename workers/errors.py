@@ -20,6 +20,11 @@ class PermanentError(RoomrecError):
     """Retrying cannot help: bad credentials, a refused request, an invalid resource."""
 
 
+class Paused(TransientError):
+    """Work made progress and stopped at its time budget: continue at once, in a new task,
+    without counting a failed attempt."""
+
+
 class TargetGone(RoomrecError):
     """The receiver wants no more of this event (HTTP 410): stop, without a dead letter."""
 

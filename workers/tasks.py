@@ -1,17 +1,25 @@
 """The Celery tasks. Thin like web views: load the message, call the Twilio client or the
-handler, and turn the outcome into done, retry later, or dead letter.
+handlers, and turn each outcome into done, retry later, or dead letter.
 
 ``roomrec.process_event``: one accepted callback. For ``recording-*`` events it fetches the
-RoomRecording; then it queues one ``roomrec.run_handler`` per (handler, target), so each handler
-runs and is retried on its own.
+RoomRecording, then runs the handlers, each once per target. Handlers run inline, in this task,
+as long as they succeed: one task per event is what keeps a burst cheap. A handler that fails is
+not retried here: it gets a ``roomrec.run_handler`` task of its own, retried on its own
+schedule, so it neither blocks nor re-runs the others. Handlers marked ``inline = False``
+(long ones, such as ``archive``) always get their own task, and so does whatever is left when
+the inline pass has used its time budget.
+
+Every handler's success is marked in Redis (:func:`done_key`): a redelivered task (after a
+worker crash) skips the handlers that already took effect.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+import time
+from typing import Any
 
-from celery import Task, shared_task
+from celery import Celery, Task, shared_task
 from marshmallow import ValidationError
 
 from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
@@ -20,8 +28,9 @@ from workers.celery_app import (
     HANDLERS_QUEUE,
     PROCESS_EVENT_TASK,
     RUN_HANDLER_TASK,
+    task_time_limit,
 )
-from workers.errors import NotFoundYet, PermanentError, TargetGone, TransientError
+from workers.errors import NotFoundYet, Paused, PermanentError, TargetGone, TransientError
 from workers.publish import build_message
 from workers.retry import NOT_FOUND_RETRIES, backoff
 from workers.runtime import DONE_TTL, Runtime, runtime
@@ -32,7 +41,6 @@ log = logging.getLogger(__name__)
 _event_messages = EventMessageSchema()
 _handler_events = HandlerEventSchema()
 FETCH_STAGE = "fetch"
-QUEUE_OF = {PROCESS_EVENT_TASK: EVENTS_QUEUE, RUN_HANDLER_TASK: HANDLERS_QUEUE}
 
 
 def done_key(event_id: str, handler: str, target: str | None) -> str:
@@ -40,141 +48,181 @@ def done_key(event_id: str, handler: str, target: str | None) -> str:
     return f"roomrec:done:{event_id}:{handler}:{fingerprint(target) if target else '-'}"
 
 
-def _retry_or_give_up(
-    task: Task, rt: Runtime, exc: Exception, *, limit: int, stage: str, event_id: str,
-    target: str | None, message: dict[str, Any],
-) -> NoReturn | None:  # fmt: skip
-    """Schedule another attempt with backoff, or dead-letter when ``limit`` is reached."""
-    attempt = task.request.retries
-    handler = stage.removeprefix("handler:") if stage.startswith("handler:") else None
-    if attempt >= limit:
-        if handler is not None:
-            rt.outcomes.record(event_id, handler, target, "dead-lettered", attempts=attempt + 1,
-                               error=str(exc))  # fmt: skip
-        rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target_label(target), attempts=attempt + 1,
-            error=str(exc), message=message,
-        )  # fmt: skip
-        return None
+def handler_task_id(event_id: str, handler: str, index: int) -> str:
+    return f"{event_id}.{handler}.{index}"
+
+
+def schedule(
+    app: Celery, rt: Runtime, task_name: str, args: list[Any], *, task_id: str, queue: str,
+    retries: int, delay: float,
+) -> None:  # fmt: skip
+    """Publish attempt number ``retries`` of a task after ``delay`` seconds. On the Redis of
+    ``REDIS_URL`` it waits in a sorted set (see :mod:`workers.publish`); with another broker
+    Celery's own countdown is used."""
+    if rt.delayed is None:
+        app.send_task(task_name, args=args, task_id=task_id, countdown=delay, retries=retries)
+        return
+    message = build_message(app, task_name, args, task_id=task_id, queue=queue, retries=retries)
+    rt.delayed.add(queue, message, delay)
+
+
+def give_up(
+    rt: Runtime, *, event_id: str, stage: str, handler: str | None, target: str | None,
+    attempts: int, error: str, message: dict[str, Any],
+) -> None:  # fmt: skip
     if handler is not None:
-        rt.outcomes.record(
-            event_id, handler, target, "retrying", attempts=attempt + 1, error=str(exc)
-        )
-    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-    delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=retry_after)
-    log.warning(
-        "%s of %s failed (attempt %d of %d), retrying in %.1fs: %s",
-        stage, event_id, attempt + 1, limit + 1, delay, exc,
+        rt.outcomes.record(event_id, handler, target, "dead-lettered", attempts=attempts,
+                           error=error)  # fmt: skip
+    rt.dead_letters.add(
+        event_id=event_id, stage=stage, target=target_label(target), attempts=attempts,
+        error=error, message=message,
     )  # fmt: skip
-    if rt.delayed is None:  # another broker: Celery's own countdown
-        raise task.retry(countdown=delay, exc=exc)
-    # The same task, one attempt further, waits in Redis until due; this delivery is done.
-    queue = (task.request.delivery_info or {}).get("routing_key") or QUEUE_OF[task.name]
-    again = build_message(
-        task.app, task.name, list(task.request.args or ()), task_id=task.request.id,
-        queue=queue, retries=attempt + 1,
-    )  # fmt: skip
-    rt.delayed.add(queue, again, delay)
-    return None
 
 
 @shared_task(name=PROCESS_EVENT_TASK, bind=True, max_retries=None)
 def process_event(self: Task, message: dict[str, Any]) -> None:
     rt = runtime(self.app)
-    event_id = str(message.get("id", "?")) if isinstance(message, dict) else "?"
+    attempt = self.request.retries
     try:
         queued: EventMessage = _event_messages.load(message)
     except ValidationError as exc:
-        rt.dead_letters.add(
-            event_id=event_id, stage="validate", target=None, attempts=1,
+        event_id = str(message.get("id", "?")) if isinstance(message, dict) else "?"
+        give_up(
+            rt, event_id=event_id, stage="validate", handler=None, target=None, attempts=1,
             error=f"invalid event message: {exc.messages}", message={"raw": message},
         )  # fmt: skip
         return
     event = queued.event
     recording = None
     if event.is_recording:
-        recording_sid = event.recording_sid
-        assert recording_sid is not None  # the recording schemas require it
+        assert event.recording_sid is not None  # the recording schemas require it
         try:
-            recording = rt.twilio.fetch_recording(event.room_sid, recording_sid)
-        except PermanentError as exc:
-            rt.dead_letters.add(
-                event_id=queued.id, stage=FETCH_STAGE, target=None,
-                attempts=self.request.retries + 1, error=str(exc), message=message,
-            )  # fmt: skip
-            return
-        except TransientError as exc:
+            recording = rt.twilio.fetch_recording(event.room_sid, event.recording_sid)
+        except (TransientError, PermanentError) as exc:
             limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
-            _retry_or_give_up(
-                self, rt, exc, limit=limit, stage=FETCH_STAGE, event_id=queued.id, target=None,
-                message=message,
+            if isinstance(exc, PermanentError) or attempt >= limit:
+                give_up(
+                    rt, event_id=queued.id, stage=FETCH_STAGE, handler=None, target=None,
+                    attempts=attempt + 1, error=str(exc), message=message,
+                )  # fmt: skip
+                return
+            assert isinstance(exc, TransientError)
+            delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=exc.retry_after)
+            log.warning(
+                "fetch of %s for %s failed (attempt %d of %d), retrying in %.1fs: %s",
+                event.recording_sid, queued.id, attempt + 1, limit + 1, delay, exc,
+            )  # fmt: skip
+            schedule(
+                self.app, rt, PROCESS_EVENT_TASK, [message], task_id=queued.id,
+                queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
             )  # fmt: skip
             return
     handled = HandlerEvent(
         id=queued.id, event=event, recording=recording, received_at=queued.received_at
     )
-    fan_out(self, rt, handled)
+    run_handlers(self.app, rt, handled)
 
 
-def fan_out(task: Task, rt: Runtime, event: HandlerEvent) -> None:
-    """Queue one ``run_handler`` task per (handler, target), with deterministic task ids."""
+def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
+    """Run every (handler, target) for ``event``: inline while the time budget lasts, the rest
+    (and handlers that are never inline) as tasks of their own."""
     body = event.to_json()
-    with task.app.producer_or_acquire() as producer:
-        for name, handler in rt.handlers.items():
-            for index, target in enumerate(handler.targets()):
-                task.app.send_task(
-                    RUN_HANDLER_TASK,
-                    args=[name, target, body],
-                    task_id=f"{event.id}.{name}.{index}",
-                    producer=producer,
-                )
+    budget = task_time_limit(rt.settings.visibility_timeout) / 3
+    started = time.monotonic()
+    deferred: list[tuple[str, str | None, int]] = []
+    for name, handler in rt.handlers.items():
+        for index, target in enumerate(handler.targets()):
+            inline = getattr(handler, "inline", True)
+            if inline and time.monotonic() - started < budget:
+                attempt_handler(app, rt, name, target, index, event, body, attempt=0)
+            else:
+                deferred.append((name, target, index))
+    if deferred:
+        with app.producer_or_acquire() as producer:
+            for name, target, index in deferred:
+                app.send_task(
+                    RUN_HANDLER_TASK, args=[name, target, body],
+                    task_id=handler_task_id(event.id, name, index), producer=producer,
+                )  # fmt: skip
     log.info(
-        "processed %s %s room=%s recording=%s -> %d handler(s)",
+        "processed %s %s room=%s recording=%s (%d handler(s), %d queued apart)",
         event.event.event, event.id, event.event.room_sid, event.event.recording_sid or "-",
-        len(rt.handlers),
+        len(rt.handlers), len(deferred),
     )  # fmt: skip
+
+
+def attempt_handler(
+    app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
+    body: dict[str, Any], *, attempt: int,
+) -> None:  # fmt: skip
+    """One attempt of one handler at one target: done, gone, dead-lettered or scheduled again."""
+    key = done_key(event.id, name, target)
+    if rt.redis.exists(key):
+        log.info("%s already took effect for %s; not run again", name, event.id)
+        return
+    stage = f"handler:{name}"
+    handler = rt.handlers.get(name)
+    try:
+        if handler is None:
+            raise PermanentError(f"handler {name!r} is not in HANDLERS of this worker")
+        handler(event, target)
+    except TargetGone as exc:
+        log.warning("%s: not retried", exc)
+        rt.redis.set(key, 1, ex=DONE_TTL)
+        rt.outcomes.record(event.id, name, target, "gone", attempts=attempt + 1)
+        return
+    except PermanentError as exc:
+        give_up(
+            rt, event_id=event.id, stage=stage, handler=name, target=target,
+            attempts=attempt + 1, error=str(exc), message=body,
+        )  # fmt: skip
+        return
+    except Paused as exc:  # progress made: carry on in a new task, same attempt number
+        log.info("%s of %s paused, continuing: %s", stage, event.id, exc)
+        schedule(
+            app, rt, RUN_HANDLER_TASK, [name, target, body],
+            task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE,
+            retries=attempt, delay=0,
+        )  # fmt: skip
+        return
+    except Exception as exc:  # a handler's own failure: retried on its own, then dead-lettered
+        if attempt >= rt.settings.max_retries:
+            give_up(
+                rt, event_id=event.id, stage=stage, handler=name, target=target,
+                attempts=attempt + 1, error=str(exc), message=body,
+            )  # fmt: skip
+            return
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=retry_after)
+        rt.outcomes.record(event.id, name, target, "retrying", attempts=attempt + 1,
+                           error=str(exc))  # fmt: skip
+        log.warning(
+            "%s of %s failed (attempt %d of %d), retrying in %.1fs: %s",
+            stage, event.id, attempt + 1, rt.settings.max_retries + 1, delay, exc,
+        )  # fmt: skip
+        schedule(
+            app, rt, RUN_HANDLER_TASK, [name, target, body],
+            task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE,
+            retries=attempt + 1, delay=delay,
+        )  # fmt: skip
+        return
+    rt.redis.set(key, 1, ex=DONE_TTL)
+    rt.outcomes.record(event.id, name, target, "succeeded", attempts=attempt + 1)
 
 
 @shared_task(name=RUN_HANDLER_TASK, bind=True, max_retries=None)
 def run_handler(self: Task, name: str, target: str | None, message: dict[str, Any]) -> None:
     rt = runtime(self.app)
-    event_id = str(message.get("id", "?")) if isinstance(message, dict) else "?"
-    stage = f"handler:{name}"
-    key = done_key(event_id, name, target)
-    if rt.redis.exists(key):
-        log.info("%s already took effect for %s; skipping the redelivered task", name, event_id)
+    try:
+        event: HandlerEvent = _handler_events.load(message)
+    except ValidationError as exc:
+        event_id = str(message.get("id", "?")) if isinstance(message, dict) else "?"
+        give_up(
+            rt, event_id=event_id, stage=f"handler:{name}", handler=name, target=target,
+            attempts=1, error=f"invalid handler event: {exc.messages}", message=message,
+        )  # fmt: skip
         return
     handler = rt.handlers.get(name)
-    try:
-        if handler is None:
-            raise PermanentError(f"handler {name!r} is not in HANDLERS of this worker")
-        event: HandlerEvent = _handler_events.load(message)
-        handler(event, target)
-    except TargetGone as exc:
-        log.warning("%s: not retried", exc)
-        rt.redis.set(key, 1, ex=DONE_TTL)
-        rt.outcomes.record(event_id, name, target, "gone", attempts=self.request.retries + 1)
-        return
-    except ValidationError as exc:
-        rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target_label(target), attempts=1,
-            error=f"invalid handler event: {exc.messages}", message=message,
-        )  # fmt: skip
-        return
-    except PermanentError as exc:
-        attempts = self.request.retries + 1
-        rt.outcomes.record(event_id, name, target, "dead-lettered", attempts=attempts,
-                           error=str(exc))  # fmt: skip
-        rt.dead_letters.add(
-            event_id=event_id, stage=stage, target=target_label(target), attempts=attempts,
-            error=str(exc), message=message,
-        )  # fmt: skip
-        return
-    except Exception as exc:  # a handler's own failure: retried, then dead-lettered
-        _retry_or_give_up(
-            self, rt, exc, limit=rt.settings.max_retries, stage=stage, event_id=event_id,
-            target=target, message=message,
-        )  # fmt: skip
-        return
-    rt.redis.set(key, 1, ex=DONE_TTL)
-    rt.outcomes.record(event_id, name, target, "succeeded", attempts=self.request.retries + 1)
+    targets = list(handler.targets()) if handler is not None else []
+    index = targets.index(target) if target in targets else 0
+    attempt_handler(self.app, rt, name, target, index, event, message, attempt=self.request.retries)

@@ -38,6 +38,8 @@ class HandlerContext:
 
 class Handler(Protocol):
     name: str
+    # Optional ``inline = False``: always run in a task of its own (long work), never in the
+    # event's task alongside the others.
 
     def targets(self) -> Sequence[str | None]:
         """Where this handler delivers; it runs once per target."""
@@ -89,7 +91,7 @@ def import_function(path: str) -> UserFunction:
 
 
 # The modules of the built-in handlers, imported on first use (each registers itself).
-BUILTIN_MODULES = ("log", "forward")
+BUILTIN_MODULES = ("log", "forward", "store", "stream", "archive")
 
 
 def resolve(name: str) -> HandlerFactory:

@@ -1,0 +1,143 @@
+"""Reading a recording's media from the signed URL Twilio redirects to.
+
+The signed URL needs no Twilio credentials and is itself a secret: it never reaches a log or
+an error message (errors name the recording, and the URL only through
+:func:`workers.urls.redact`). ``requests`` errors are translated here, without chaining
+their text, which quotes the URL. urllib3 logs each request line at DEBUG; a filter strips
+query strings from its records.
+
+Answers: 200 (or 206 to a resumed ``Range`` request) streams; 404 is :class:`NotFoundYet`
+(still processing); 403 means the signature expired (transient: the next attempt gets a new
+URL); 408, 429, 5xx, timeouts and dropped connections are transient; 416 and a length that
+differs from the recording's size are :class:`SizeMismatch`; any other answer is permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+import requests
+
+from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.storage.errors import ArchivePaused, SizeMismatch
+from workers.twilio_api import retry_after_seconds
+
+CHUNK_SIZE = 1024 * 1024
+CONNECT_TIMEOUT = 10.0
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_QUERY = re.compile(r"\?[^\s\"']*")
+
+
+class RedactQueryStrings(logging.Filter):
+    """Removes query strings (signatures, tokens) from the arguments of log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _QUERY.sub("?<redacted>", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def redact_urllib3_logs() -> None:
+    """Install :class:`RedactQueryStrings` on urllib3's loggers that name URLs, once."""
+    for name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
+            logger.addFilter(RedactQueryStrings())
+
+
+class MediaDownload:
+    """One open download of a recording's media, from byte ``start`` to its ``size``."""
+
+    def __init__(self, response: requests.Response, *, start: int, size: int, what: str):
+        self.response = response
+        self.start = start
+        self.size = size
+        self.what = what
+        self.received = 0
+
+    def chunks(self, deadline: float, clock: Callable[[], float]) -> Iterator[bytes]:
+        """The body in chunks of up to 1 MiB; past ``deadline`` (on ``clock``) the download
+        stops with :class:`ArchivePaused` so the attempt ends in time and a later one resumes."""
+        try:
+            for chunk in self.response.iter_content(CHUNK_SIZE):
+                if not chunk:
+                    continue
+                self.received += len(chunk)
+                yield chunk
+                if clock() > deadline and self.start + self.received < self.size:
+                    raise ArchivePaused(
+                        f"{self.what} paused at byte {self.start + self.received} of "
+                        f"{self.size} to end this attempt in time; the next one resumes there"
+                    )
+        except requests.RequestException as exc:
+            # Not chained: the text of a requests error quotes the signed URL.
+            raise TransientError(
+                f"{self.what} broke off after {self.start + self.received} of {self.size} "
+                f"bytes: {type(exc).__name__}"
+            ) from None
+
+    def close(self) -> None:
+        self.response.close()
+
+    def __enter__(self) -> MediaDownload:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_media(
+    http: requests.Session, url: str, *, start: int, size: int, timeout: float, what: str
+) -> MediaDownload:
+    """GET the signed ``url`` (from byte ``start`` when resuming), checked against ``size``."""
+    headers = {"Accept-Encoding": "identity"}  # the stored bytes must be the media's bytes
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        response = http.get(url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, timeout))
+    except requests.Timeout:
+        raise TransientError(f"{what} timed out") from None
+    except requests.RequestException as exc:
+        raise TransientError(f"{what} failed: {type(exc).__name__}") from None
+    try:
+        begin = _check(response, start=start, size=size, what=what)
+    except Exception:
+        response.close()
+        raise
+    return MediaDownload(response, start=begin, size=size, what=what)
+
+
+def _check(response: requests.Response, *, start: int, size: int, what: str) -> int:
+    """The offset the body starts at, or the error for the answer."""
+    status = response.status_code
+    if status == 200:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) != size:
+            raise SizeMismatch(f"{what}: the media has {length} bytes, the recording {size}")
+        return 0  # a server that ignores Range sends everything: start over
+    if status == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if match is None or int(match.group(1)) != start:
+            raise TransientError(f"{what}: unexpected Content-Range for byte {start}")
+        if match.group(3) != "*" and int(match.group(3)) != size:
+            total = match.group(3)
+            raise SizeMismatch(f"{what}: the media has {total} bytes, the recording {size}")
+        return start
+    detail = f"{what} answered {status}"
+    if status == 416:
+        raise SizeMismatch(f"{detail}: fewer bytes than the {start} already staged")
+    if status == 404:
+        raise NotFoundYet(detail)
+    if status == 403:
+        raise TransientError(f"{detail}: the signed URL expired or was refused")
+    if status in (408, 425, 429) or status >= 500:
+        raise TransientError(detail, retry_after=retry_after_seconds(response.headers))
+    raise PermanentError(detail)

@@ -1,0 +1,80 @@
+"""Writing events to the store: the event once, its room and recording merged in.
+
+One transaction per event. The event row is inserted once (its id is unique, so a redelivered
+task inserts nothing); the room and recording rows are inserted when new, else locked
+(``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises
+writers) and merged with :mod:`workers.store.merge`, so concurrent workers never lose an
+update and a late event never rolls a row back.
+
+Every transaction inserts in the same order (room, recording, event) and then locks in the
+same order (room, recording); ``NO KEY UPDATE`` does not conflict with the ``KEY SHARE`` locks
+the foreign keys of an inserted event take. So two writers never wait for each other in a
+cycle (a ``FOR UPDATE`` here deadlocked under concurrent workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+
+from schemas import HandlerEvent
+from workers.store.engine import write_transaction
+from workers.store.errors import translated
+from workers.store.merge import event_row, merge_recording, merge_room, recording_row, room_row
+from workers.store.models import Base
+
+ROOMS: Table = Base.metadata.tables["rooms"]
+RECORDINGS: Table = Base.metadata.tables["recordings"]
+EVENTS: Table = Base.metadata.tables["events"]
+
+Merge = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+
+
+def apply_event(engine: Engine, event: HandlerEvent) -> bool:
+    """Store ``event``; False when it was stored before (nothing is then changed)."""
+    callback = event.event
+    with translated(f"storing {event.id}"), write_transaction(engine) as connection:
+        room = room_row(event)
+        room_is_new = _insert_new(connection, ROOMS, room, "sid")
+        recording = recording_row(event) if callback.is_recording else None
+        recording_is_new = recording is not None and _insert_new(
+            connection, RECORDINGS, recording, "sid"
+        )
+        if not _insert_new(connection, EVENTS, event_row(event), "id"):
+            return False
+        if not room_is_new:
+            _merge(connection, ROOMS, room, merge_room)
+        if recording is not None and not recording_is_new:
+            _merge(connection, RECORDINGS, recording, merge_recording)
+    return True
+
+
+def _insert(connection: Connection, table: Table) -> PgInsert | SqliteInsert:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _insert_new(connection: Connection, table: Table, row: Mapping[str, Any], key: str) -> bool:
+    """Insert ``row`` unless its ``key`` exists; whether it was inserted."""
+    statement = (
+        _insert(connection, table)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key])
+    )
+    return connection.execute(statement).first() is not None
+
+
+def _merge(connection: Connection, table: Table, new: Mapping[str, Any], merge: Merge) -> None:
+    where = table.c.sid == new["sid"]
+    locked = select(table).where(where).with_for_update(key_share=True)
+    current = connection.execute(locked).mappings().one()
+    changes = merge(dict(current), new)
+    if changes:
+        connection.execute(update(table).where(where).values(changes))
