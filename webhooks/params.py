@@ -37,6 +37,10 @@ def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
         raise InvalidEncoding(
             f"The {source} is not valid UTF-8.", errors={source: [_NOT_UTF8]}
         ) from None
+    try:
+        return parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        pass  # a percent-escape that is not UTF-8: find which parameter, to name it
     pairs: list[tuple[str, str]] = []
     bad: dict[str, list[str]] = {}
     for chunk in text.split("&"):

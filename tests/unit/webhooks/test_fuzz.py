@@ -118,7 +118,7 @@ def send(app: Flask, case: Case):  # type: ignore[no-untyped-def]
     )
     if case.transport == "get":
         query = urlencode(pairs)
-        signature = sign(f"{url}?{query}", None, token)
+        signature = sign(f"{url}?{query}" if query else url, None, token)
     else:
         signature = sign_pairs(url, pairs, token)
     headers = {} if case.signature == "missing" else {"X-Twilio-Signature": signature}
