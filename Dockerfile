@@ -1,21 +1,27 @@
 # syntax=docker/dockerfile:1
-# Multi-stage: build a wheel-installed virtualenv, then copy it into a slim runtime image that
-# runs as an unprivileged user. One image serves web (gunicorn) and worker (celery).
-FROM python:3.12-slim AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# Multi-stage: build roomrec with its pinned dependencies into a virtualenv, then copy only that
+# virtualenv into a slim runtime image that runs as an unprivileged user. One image serves web
+# (gunicorn), worker and beat (celery) and flower.
+ARG PYTHON_VERSION=3.12
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/roomrec
-COPY pyproject.toml README.md ./
-COPY schemas ./schemas
-COPY webhooks ./webhooks
-COPY workers ./workers
-RUN /opt/roomrec/bin/pip install --upgrade pip && /opt/roomrec/bin/pip install .
+# The sources, as filtered by .dockerignore: never .env, data, tests or the virtualenv.
+COPY . .
+RUN --mount=type=cache,target=/root/.cache/pip /opt/roomrec/bin/pip install ".[flower]"
 
-FROM python:3.12-slim
+FROM python:${PYTHON_VERSION}-slim
 ENV PATH=/opt/roomrec/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-RUN useradd --system --uid 10001 --home-dir /app --create-home roomrec
+# /app/data holds the local state of the defaults (spool, SQLite store, archive); created here
+# so that a volume mounted on it starts out owned by the unprivileged user.
+RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home roomrec \
+    && install -d -o roomrec -g roomrec /app/data
 COPY --from=build /opt/roomrec /opt/roomrec
 WORKDIR /app
-USER roomrec
-EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "webhooks:create_app()"]
+# gunicorn's settings (metrics across processes, JSON logs), read from the working directory.
+COPY gunicorn.conf.py ./
+USER 10001:10001
+EXPOSE 8000 5555
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "webhooks:create_app()"]

@@ -38,9 +38,14 @@ def main() -> int:
          env.get("WEB_CONCURRENCY", "2"), "webhooks:create_app()"],
         [str(BIN / "celery"), "-A", "workers", "worker", "--loglevel", "INFO",
          "--concurrency", env.get("WORKER_CONCURRENCY", "2")],
+        # Exactly one beat per deployment: it schedules reconciliation.
+        [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel", "INFO",
+         "--schedule", "./data/celerybeat-schedule"],
     ]  # fmt: skip
+    os.makedirs("data", exist_ok=True)
     processes = [subprocess.Popen(command, env=env) for command in commands]
-    print(f"roomrec: web on :{port} (POST /twilio/room-events), worker started. Ctrl-C stops.")
+    print(f"roomrec: web on :{port} (POST /twilio/room-events), worker and beat started. "
+          "Ctrl-C stops.")  # fmt: skip
 
     def stop(*_: object) -> None:
         for process in processes:

@@ -110,6 +110,10 @@ class _BaseSettingsSchema(Schema):
         data_key="LOG_FORMAT", load_default="auto", validate=validate.OneOf(LOG_FORMATS)
     )
 
+    dedup_ttl = fields.Integer(
+        data_key="DEDUP_TTL", load_default=7 * 24 * 3600, validate=validate.Range(min=60)
+    )
+
     @post_load
     def _default_broker(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["broker_url"] = data["broker_url"] or data["redis_url"]
@@ -144,9 +148,6 @@ class WebSettingsSchema(_BaseSettingsSchema):
     trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
     enqueue_timeout = fields.Float(data_key="ENQUEUE_TIMEOUT", load_default=0.5, validate=_positive)
     spool_path = fields.String(data_key="SPOOL_PATH", load_default="./data/spool.sqlite3")
-    dedup_ttl = fields.Integer(
-        data_key="DEDUP_TTL", load_default=7 * 24 * 3600, validate=validate.Range(min=60)
-    )
     database_url = fields.String(
         data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
     )
@@ -182,8 +183,9 @@ class WorkerSettings:
     log_level: str
     reconcile_interval: int = 900
     reconcile_window: int = 7200
+    dedup_ttl: int = 7 * 24 * 3600
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
-    stream_key: str = DEFAULT_STREAM_KEY
+    stream_name: str = DEFAULT_STREAM_KEY  # STREAM_KEY (a "key" suffix would be masked in logs)
     stream_maxlen: int = DEFAULT_STREAM_MAXLEN
     archive_url: str = DEFAULT_ARCHIVE_URL
     archive_delete_from_twilio: bool = False
@@ -218,7 +220,7 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     database_url = fields.String(
         data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
     )
-    stream_key = fields.String(
+    stream_name = fields.String(
         data_key="STREAM_KEY", load_default=DEFAULT_STREAM_KEY, validate=validate.Length(min=1)
     )
     stream_maxlen = fields.Integer(
@@ -301,6 +303,8 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
             raise ValidationError(
                 {"RECONCILE_WINDOW": ["Must be longer than RECONCILE_INTERVAL."]}
             )
+        if window >= data.get("dedup_ttl", 7 * 24 * 3600):  # older ones would be redone
+            raise ValidationError({"RECONCILE_WINDOW": ["Must be shorter than DEDUP_TTL."]})
 
     @validates_schema(skip_on_field_errors=False)
     def _check_consistency(self, data: dict[str, Any], **_: Any) -> None:

@@ -11,10 +11,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import click
 from flask import Flask
+from flask.cli import NoAppException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from schemas.settings import WebSettings, WebSettingsSchema, load_settings
+from schemas.settings import ConfigurationError, WebSettings, WebSettingsSchema, load_settings
 from webhooks import api, cli, cli_db, health, metrics, openapi, problems, views
 from webhooks.extension import EXTENSION_KEY, Roomrec
 from webhooks.spool import Relay, Spool
@@ -35,11 +37,16 @@ def create_app(
     a missing ``TWILIO_AUTH_TOKEN`` raises :class:`schemas.settings.ConfigurationError`.
     ``enqueuer`` defaults to one built from ``CELERY_BROKER_URL`` / ``REDIS_URL``.
     """
-    settings: WebSettings = (
-        config
-        if isinstance(config, WebSettings)
-        else load_settings(WebSettingsSchema(), os.environ if config is None else config)
-    )
+    try:
+        settings: WebSettings = (
+            config
+            if isinstance(config, WebSettings)
+            else load_settings(WebSettingsSchema(), os.environ if config is None else config)
+        )
+    except ConfigurationError as exc:
+        if click.get_current_context(silent=True) is not None:  # `flask --app webhooks …`
+            raise NoAppException(str(exc)) from None  # one line naming it, no traceback
+        raise
     configure_logging(settings.log_level, settings.log_format, secrets=settings_secrets(settings))
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -40,12 +40,18 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
         raise ConfigurationError(f"invalid configuration: HANDLERS: {exc}") from None
     for logger in ("workers", "roomrec"):
         logging.getLogger(logger).setLevel(settings.log_level)
+    from workers import observability  # JSON logs, task fields, metrics: Celery's signals
+
+    observability.install(settings)
     app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
     app.conf.update(roomrec_settings=settings, include=["workers.tasks"])
     from workers.pump import DelayedRetryPump
 
     app.steps["worker"].add(DelayedRetryPump)
     import workers.tasks  # noqa: F401  (registers the tasks)
+    from workers.reconcile_task import beat_schedule  # registers roomrec.reconcile
+
+    app.conf.beat_schedule = beat_schedule(settings)
 
     return app
 

@@ -1,8 +1,13 @@
 """The dead-letter store: events a handler gave up on, kept in Redis with what is needed to
-replay them (the handler, its target, the event) and why (attempts, last error)."""
+replay them (the handler, its target, the event) and why (attempts, last error).
+
+An entry is removed only on purpose: by a purge, or by a replay once its task is published
+(:mod:`workers.replay`), and then only if it did not fail again in between.
+"""
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 from datetime import UTC, datetime
@@ -63,3 +68,47 @@ class DeadLetterStore:
 
     def __len__(self) -> int:
         return int(self.redis.hlen(ENTRIES_KEY))
+
+    def get(self, entry_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(ENTRIES_KEY, entry_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    def ids(self) -> builtins.list[str]:
+        """Every entry id, in order of failure."""
+        ids: builtins.list[Any] = self.redis.zrange(ORDER_KEY, 0, -1)
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def find(self, text: str) -> builtins.list[str]:
+        """The ids of the entries ``text`` names: its own id, or else every id it starts."""
+        if self.redis.hexists(ENTRIES_KEY, text):
+            return [text]
+        return [entry_id for entry_id in self.ids() if entry_id.startswith(text)]
+
+    def remove(self, entry_id: str, *, failed_at: str | None = None) -> bool:
+        """Delete one entry; with ``failed_at``, only if it is still that failure (a replayed
+        event that failed again meanwhile is a new failure, and stays). True if deleted."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(ENTRIES_KEY)
+                    raw = pipe.hget(ENTRIES_KEY, entry_id)
+                    if raw is None or (
+                        failed_at is not None and json.loads(raw).get("failed_at") != failed_at
+                    ):
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    pipe.hdel(ENTRIES_KEY, entry_id)
+                    pipe.zrem(ORDER_KEY, entry_id)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue  # another entry changed meanwhile: look again
+
+    def purge(self) -> int:
+        """Delete every entry; returns how many there were."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hlen(ENTRIES_KEY)
+            pipe.delete(ENTRIES_KEY, ORDER_KEY)
+            count, _ = pipe.execute()
+        return int(count)

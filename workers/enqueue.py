@@ -17,6 +17,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from schemas import EventMessage
+from workers.broker_publish import publish
 from workers.celery_app import EVENTS_QUEUE, PROCESS_EVENT_TASK, make_celery
 from workers.errors import BrokerUnavailable
 from workers.publish import AtomicEnqueue, build_message
@@ -129,9 +130,7 @@ class Enqueuer:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
         try:
-            self.celery.send_task(
-                PROCESS_EVENT_TASK, args=[message.to_json()], task_id=message.id, retry=False
-            )
+            publish(self.celery, PROCESS_EVENT_TASK, [message.to_json()], task_id=message.id)
         except (KombuError, OSError, redis.RedisError) as exc:
             self._forget(keys[0])
             raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}") from exc
@@ -168,5 +167,6 @@ class Enqueuer:
         return float(kwargs.get("socket_timeout") or 1.0)
 
     def close(self) -> None:
+        """Close this enqueuer's Redis client. The Celery app's broker connections stay in
+        kombu's process-wide pool, which other apps on the same broker share."""
         self.redis.close()
-        self.celery.close()

@@ -21,6 +21,7 @@ from twilio.rest import Client
 
 from schemas import RoomRecording, RoomRecordingSchema
 from schemas.settings import WorkerSettings
+from workers import metrics
 from workers.errors import NotFoundYet, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class TwilioVideo:
                 f"request to Twilio failed on {what}: {type(exc).__name__}"
             ) from exc
         log.debug("twilio %s %s -> %s", method, what, response.status_code)
+        metrics.twilio_response(response.status_code)
         return check(response, what)
 
     def fetch_recording(self, room_sid: str, recording_sid: str) -> RoomRecording:
@@ -105,6 +107,33 @@ class TwilioVideo:
         what = f"fetch of recording {recording_sid}"
         response = self.request("GET", f"/v1/Rooms/{room_sid}/Recordings/{recording_sid}", what)
         return load_recording(response.text, what)
+
+    def media_url(self, room_sid: str, recording_sid: str) -> str:
+        """The signed URL of a recording's media: ``…/Media`` answers 302, not followed, with
+        ``Location`` and ``{"redirect_to": …}``. The URL is a secret: never log it."""
+        what = f"media of recording {recording_sid}"
+        path = f"/v1/Rooms/{room_sid}/Recordings/{recording_sid}/Media"
+        response = self.request("GET", path, what)
+        location = (response.headers or {}).get("Location")
+        if not location:
+            try:
+                body = json.loads(response.text)
+                location = body.get("redirect_to") if isinstance(body, dict) else None
+            except ValueError:
+                location = None
+        if not isinstance(location, str) or not location:
+            raise PermanentError(f"Twilio answered {response.status_code} to {what} without a URL")
+        return location
+
+    def delete_recording(self, room_sid: str, recording_sid: str) -> bool:
+        """``DELETE`` the recording (its media; Twilio keeps the metadata 30 days). False when
+        it was already gone (404)."""
+        what = f"delete of recording {recording_sid}"
+        try:
+            self.request("DELETE", f"/v1/Rooms/{room_sid}/Recordings/{recording_sid}", what)
+        except NotFoundYet:
+            return False
+        return True
 
 
 def load_recording(text: str, what: str) -> RoomRecording:

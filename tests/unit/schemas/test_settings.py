@@ -354,3 +354,10 @@ def test_worker_secrets_are_not_in_repr() -> None:
     for secret in (AUTH_TOKEN, API_KEY_SECRET, FORWARD_SECRET, REDIS_PASSWORD):
         assert secret not in text
     assert API_KEY_SID in text  # identifiers stay visible
+
+
+def test_the_reconcile_window_must_be_shorter_than_the_deduplication_ttl() -> None:
+    # Older recordings would no longer be known as processed, and would be processed again.
+    assert "RECONCILE_WINDOW" in worker_error(worker_env(RECONCILE_WINDOW="7200", DEDUP_TTL="3600"))
+    settings = load_worker(worker_env(RECONCILE_WINDOW="7200", DEDUP_TTL="86400"))
+    assert settings.dedup_ttl == 86400

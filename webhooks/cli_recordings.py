@@ -1,0 +1,110 @@
+"""``flask --app webhooks recordings fetch RT… | replay RT… [--force]``.
+
+Both act as a worker does and read the worker's settings (Twilio credentials,
+``TWILIO_VIDEO_BASE_URL``, ``HANDLERS`` …) from the environment. A recording is fetched from
+the account-level resource (``GET /v1/Recordings/{RT}``), through the workers' Twilio client
+and schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+
+from schemas import RoomRecording
+from schemas.settings import WorkerSettings
+from webhooks.cli_support import (
+    emit_json,
+    failures,
+    progress,
+    publisher,
+    recording_sid,
+    redis_client,
+    worker_settings,
+)
+from webhooks.extension import roomrec
+
+group = AppGroup("recordings", help="RoomRecordings, fetched from Twilio or processed again.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def fetch(settings: WorkerSettings, sid: str) -> RoomRecording:
+    from workers.twilio_api import TwilioVideo, load_recording
+
+    what = f"fetch of recording {sid}"
+    response = TwilioVideo(settings).request("GET", f"/v1/Recordings/{sid}", what)
+    return load_recording(response.text, what)
+
+
+@group.command("fetch")
+@click.argument("sid", metavar="RT…", callback=recording_sid)
+@json_option
+def fetch_command(sid: str, as_json: bool) -> None:
+    """Fetch one RoomRecording from Twilio and print it, validated."""
+    settings = worker_settings()
+    with failures():
+        recording = fetch(settings, sid)
+    if as_json:
+        emit_json(recording.raw)
+        return
+    shown: dict[str, Any] = {"room_sid": recording.room_sid} | recording.raw
+    for name, value in shown.items():
+        text = json.dumps(value) if isinstance(value, dict | list) else value
+        click.echo(f"{name}: {'-' if text is None else text}")
+
+
+@group.command("replay")
+@click.argument("sids", metavar="RT…", nargs=-1, required=True, callback=recording_sid)
+@click.option(
+    "--force", is_flag=True,
+    help="Run every handler again, even those that already took effect for the event.",
+)  # fmt: skip
+@json_option
+def replay_command(sids: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Process recordings again as if their final callback had just arrived: fetch each one,
+    queue its recording-completed (or recording-failed) event, and let the workers run the
+    handlers. Without --force, handlers that already took effect for the event are skipped."""
+    from workers.errors import PermanentError, TransientError
+    from workers.replay import configured_targets, replay_recording
+    from workers.synthetic import synthetic_message
+
+    settings, ttl = worker_settings(), roomrec().settings.dedup_ttl
+    client = redis_client(settings.redis_url)
+    celery = publisher(settings.broker_url)
+    replayed: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    try:
+        with failures():
+            targets = configured_targets(settings, client)
+            with progress("Replaying", len(sids), enabled=len(sids) > 1) as advance:
+                for sid in sids:
+                    try:
+                        message = synthetic_message(
+                            fetch(settings, sid), source="replay",
+                            account_sid=settings.twilio_account_sid,
+                        )  # fmt: skip
+                    except (PermanentError, TransientError) as exc:  # this one; go on
+                        failed.append({"recording_sid": sid, "error": str(exc)})
+                    else:
+                        cleared = replay_recording(
+                            message, celery, client, targets, force=force, dedup_ttl=ttl
+                        )
+                        replayed.append({"recording_sid": sid, "event": message.event.event,
+                                         "id": message.id, "cleared": cleared})  # fmt: skip
+                    advance(1)
+    finally:
+        celery.close()
+        client.close()
+    if as_json:
+        emit_json({"replayed": replayed, "failed": failed})
+    else:
+        for done in replayed:
+            marks = f", {done['cleared']} done mark(s) cleared" if force else ""
+            click.echo(f"{done['recording_sid']}: queued {done['event']} {done['id']}{marks}")
+        for problem in failed:
+            click.echo(f"{problem['recording_sid']}: not replayed: {problem['error']}", err=True)
+    if failed:
+        click.get_current_context().exit(1)

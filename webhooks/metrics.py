@@ -1,0 +1,181 @@
+"""Prometheus metrics of the web, and ``GET /metrics``.
+
+Everything is read from the request and its answer in request hooks; the callback view knows
+nothing of it:
+
+- ``roomrec_callbacks_total{event, outcome, status}``: ``event`` is the request's
+  ``StatusCallbackEvent`` when it names a known event, else ``unknown`` (a label must not take
+  any value a client sends); ``outcome`` is ``accepted``, ``duplicate``, ``spooled``, the
+  problem's slug for a 4xx (``invalid-signature``, ``invalid-parameters`` ...),
+  ``unavailable`` for a 503 and ``error`` for any other 5xx.
+- ``roomrec_callback_ack_seconds{status}``: from the first request hook to the answer.
+
+The same hook binds the callback's event and SIDs to the request's log lines.
+
+Under gunicorn's several processes the counts live in files under ``PROMETHEUS_MULTIPROC_DIR``
+(``gunicorn.conf.py`` prepares it) and ``/metrics`` merges every process's, plus the queue depth
+read from the broker at each scrape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from time import perf_counter
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from werkzeug.datastructures import Headers
+
+from schemas import CALLBACK_SCHEMAS
+from schemas.settings import WebSettings
+from webhooks.views import CALLBACK_PATH, DUPLICATE_HEADER, FORM_MEDIA_TYPE, SPOOLED_HEADER
+from workers.logs import bind
+from workers.metrics import MULTIPROC_ENV
+from workers.queue_metrics import QueueDepthCollector
+
+METRICS_PATH = "/metrics"
+UNKNOWN = "unknown"
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_QUEUE_KEY = "roomrec.queue_metrics"
+_SLUG = re.compile(r"[a-z0-9-]{1,50}")
+_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+
+CALLBACKS = Counter(
+    "roomrec_callbacks",
+    "Room status callbacks answered, by event, outcome and HTTP status.",
+    ["event", "outcome", "status"],
+)
+ACK_SECONDS = Histogram(
+    "roomrec_callback_ack_seconds",
+    "Time from receiving a callback to answering it, by HTTP status.",
+    ["status"],
+    buckets=ACK_BUCKETS,
+)
+
+bp = Blueprint("metrics", __name__)
+
+
+def register(app: Flask, settings: WebSettings) -> None:
+    """Count ``app``'s callbacks and serve ``GET /metrics``."""
+    app.before_request(_started)
+    app.after_request(_answered)
+    app.teardown_request(_finished)
+    app.extensions[_QUEUE_KEY] = QueueDepthCollector.for_broker(
+        settings.broker_url, timeout=settings.enqueue_timeout
+    )
+    app.register_blueprint(bp)
+
+
+@bp.get(METRICS_PATH)
+def metrics() -> Response:
+    """Every process's counts and the queue depth, in the format the scraper asks for."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    queue: QueueDepthCollector | None = current_app.extensions.get(_QUEUE_KEY)
+    return Response(encode(_registry(queue)), content_type=content_type)
+
+
+def _registry(queue: Collector | None) -> Collector:
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:  # the counts of this process alone would be a fraction: merge the files
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=path)
+        if queue is not None:
+            registry.register(queue)
+        return registry
+    return _Both(REGISTRY, queue)
+
+
+class _Both(Collector):
+    def __init__(self, *collectors: Collector | None) -> None:
+        self.collectors = [collector for collector in collectors if collector is not None]
+
+    def collect(self) -> Iterator[Any]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+def outcome(status: int, headers: Headers | Mapping[str, str], problem_type: str | None) -> str:
+    """The ``outcome`` label of an answer (see the module's docstring)."""
+    if status < 300:
+        if headers.get(DUPLICATE_HEADER):
+            return "duplicate"
+        return "spooled" if headers.get(SPOOLED_HEADER) else "accepted"
+    if status == 503:
+        return "unavailable"
+    if status >= 500:
+        return "error"
+    slug = (problem_type or "").rstrip("/").rpartition("/")[2]
+    return slug if _SLUG.fullmatch(slug) else f"http-{status}"
+
+
+def event_label(name: object) -> str:
+    return name if isinstance(name, str) and name in CALLBACK_SCHEMAS else UNKNOWN
+
+
+def _peek_params() -> Mapping[str, str]:
+    """The callback's parameters, read without consuming the body: a form POST of known length
+    is read into werkzeug's cache, where the view's ``get_data()`` finds it again."""
+    if request.method == "GET":
+        return request.args
+    length, limit = request.content_length, request.max_content_length
+    if (
+        request.method != "POST"
+        or request.mimetype != FORM_MEDIA_TYPE
+        or length is None
+        or (limit is not None and length > limit)
+    ):
+        return {}
+    body = request.get_data(cache=True)
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _started() -> None:
+    g.roomrec_started = perf_counter()
+    if request.path != CALLBACK_PATH:
+        return
+    params = _peek_params()
+    g.roomrec_event = event_label(params.get("StatusCallbackEvent"))
+    fields: dict[str, str] = {}
+    if g.roomrec_event != UNKNOWN:
+        fields["event"] = g.roomrec_event
+    for key, name in (("RoomSid", "room_sid"), ("RecordingSid", "recording_sid")):
+        value = params.get(key)
+        if value and _SID.fullmatch(value):
+            fields[name] = value
+    g.roomrec_log = bind(**fields)
+
+
+def _answered(response: Response) -> Response:
+    started = g.pop("roomrec_started", None)
+    if started is None or request.path != CALLBACK_PATH:
+        return response
+    status = response.status_code
+    problem_type = None
+    if 400 <= status < 500 and not response.is_streamed and response.is_json:
+        try:
+            problem_type = json.loads(response.get_data()).get("type")
+        except (ValueError, AttributeError):
+            problem_type = None
+    if not isinstance(problem_type, str):
+        problem_type = None
+    label = outcome(status, response.headers, problem_type)
+    CALLBACKS.labels(g.get("roomrec_event", UNKNOWN), label, str(status)).inc()
+    ACK_SECONDS.labels(str(status)).observe(perf_counter() - started)
+    return response
+
+
+def _finished(_exc: BaseException | None = None) -> None:
+    bound: bind | None = g.pop("roomrec_log", None)
+    if bound is not None:
+        try:
+            bound.unbind()
+        except ValueError:  # made in another context (a copied request context): nothing to undo
+            pass
