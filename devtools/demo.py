@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 "FORWARD_URLS": receiver.url,
                 "FORWARD_SECRET": forward_secret,
                 "FORWARD_ALLOW_HTTP": "1",
+                "METRICS_PORT": "0",
             },
             RUN_DIR / "worker.log",
         )  # fmt: skip

@@ -300,9 +300,7 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     def _check_reconcile(self, data: dict[str, Any], **_: Any) -> None:
         interval, window = data.get("reconcile_interval", 0), data.get("reconcile_window", 0)
         if interval and window <= interval:  # consecutive windows must overlap
-            raise ValidationError(
-                {"RECONCILE_WINDOW": ["Must be longer than RECONCILE_INTERVAL."]}
-            )
+            raise ValidationError({"RECONCILE_WINDOW": ["Must be longer than RECONCILE_INTERVAL."]})
         if window >= data.get("dedup_ttl", 7 * 24 * 3600):  # older ones would be redone
             raise ValidationError({"RECONCILE_WINDOW": ["Must be shorter than DEDUP_TTL."]})
 

@@ -23,6 +23,7 @@ from celery import Celery, Task, shared_task
 from marshmallow import ValidationError
 
 from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
+from workers import metrics
 from workers.celery_app import (
     EVENTS_QUEUE,
     HANDLERS_QUEUE,
@@ -73,6 +74,7 @@ def give_up(
     if handler is not None:
         rt.outcomes.record(event_id, handler, target, "dead-lettered", attempts=attempts,
                            error=error)  # fmt: skip
+    metrics.dead_lettered(stage)
     rt.dead_letters.add(
         event_id=event_id, stage=stage, target=target_label(target), attempts=attempts,
         error=error, message=message,
@@ -112,6 +114,7 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
                 "fetch of %s for %s failed (attempt %d of %d), retrying in %.1fs: %s",
                 event.recording_sid, queued.id, attempt + 1, limit + 1, delay, exc,
             )  # fmt: skip
+            metrics.retry_scheduled(FETCH_STAGE)
             schedule(
                 self.app, rt, PROCESS_EVENT_TASK, [message], task_id=queued.id,
                 queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
@@ -160,6 +163,16 @@ def attempt_handler(
     if rt.redis.exists(key):
         log.info("%s already took effect for %s; not run again", name, event.id)
         return
+    with metrics.handler_run(name) as run:
+        run.outcome = _attempt(app, rt, name, target, index, event, body, attempt=attempt)
+
+
+def _attempt(
+    app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
+    body: dict[str, Any], *, attempt: int,
+) -> str:  # fmt: skip
+    """The attempt itself; returns its outcome (for metrics)."""
+    key = done_key(event.id, name, target)
     stage = f"handler:{name}"
     handler = rt.handlers.get(name)
     try:
@@ -170,13 +183,13 @@ def attempt_handler(
         log.warning("%s: not retried", exc)
         rt.redis.set(key, 1, ex=DONE_TTL)
         rt.outcomes.record(event.id, name, target, "gone", attempts=attempt + 1)
-        return
+        return "gone"
     except PermanentError as exc:
         give_up(
             rt, event_id=event.id, stage=stage, handler=name, target=target,
             attempts=attempt + 1, error=str(exc), message=body,
         )  # fmt: skip
-        return
+        return "dead-lettered"
     except Paused as exc:  # progress made: carry on in a new task, same attempt number
         log.info("%s of %s paused, continuing: %s", stage, event.id, exc)
         schedule(
@@ -184,14 +197,14 @@ def attempt_handler(
             task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE,
             retries=attempt, delay=0,
         )  # fmt: skip
-        return
+        return "paused"
     except Exception as exc:  # a handler's own failure: retried on its own, then dead-lettered
         if attempt >= rt.settings.max_retries:
             give_up(
                 rt, event_id=event.id, stage=stage, handler=name, target=target,
                 attempts=attempt + 1, error=str(exc), message=body,
             )  # fmt: skip
-            return
+            return "dead-lettered"
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
         delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=retry_after)
         rt.outcomes.record(event.id, name, target, "retrying", attempts=attempt + 1,
@@ -205,9 +218,11 @@ def attempt_handler(
             task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE,
             retries=attempt + 1, delay=delay,
         )  # fmt: skip
-        return
+        metrics.retry_scheduled(stage)
+        return "retrying"
     rt.redis.set(key, 1, ex=DONE_TTL)
     rt.outcomes.record(event.id, name, target, "succeeded", attempts=attempt + 1)
+    return "succeeded"
 
 
 @shared_task(name=RUN_HANDLER_TASK, bind=True, max_retries=None)

@@ -117,6 +117,7 @@ def start_stack(
             "FORWARD_TIMEOUT": "2",
             "RETRY_BACKOFF_MAX": "2",
             "TASK_MAX_RETRIES": "4",
+            "METRICS_PORT": "0",  # several workers share this host in some tests
         } | worker_overrides
         port = free_port()
         web = gunicorn_web(web_config, tmp_path / "web.log", port, workers=web_workers)

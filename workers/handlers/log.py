@@ -1,13 +1,14 @@
-"""``log``: one structured line per event on the ``roomrec.events`` logger."""
+"""``log``: one structured line per event on the ``roomrec.events`` logger: JSON with the
+event's fields as keys (``LOG_FORMAT=json``, the default off a terminal), or text."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 
 from schemas import HandlerEvent
 from workers.handlers import HandlerContext, builtin
+from workers.logs import bind
 
 events_log = logging.getLogger("roomrec.events")
 
@@ -38,7 +39,10 @@ class LogHandler:
                 "duration": recording.duration,
                 "size": recording.size,
             }
-        events_log.info(json.dumps(line, separators=(",", ":")))
+        # The fields go on the line as fields (JSON keys, or [name=value] in text), not as a
+        # JSON string inside the message.
+        with bind(**line):
+            events_log.info("%s %s", event.type, event.id)
 
 
 @builtin("log")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from workers.errors import UnknownHandlerError
 from workers.handlers import FunctionHandler, HandlerContext, load_handlers, resolve
 from workers.handlers.forward import ForwardHandler
 from workers.handlers.log import LogHandler
+from workers.logs import ContextFilter, make_formatter
 
 MakeContext = Callable[..., HandlerContext]
 RECORD = "tests.unit.workers.sample_handlers:record"
@@ -115,18 +117,31 @@ def test_load_handlers_raises_on_an_unknown_name(make_context: MakeContext) -> N
         load_handlers(["log", "nope"], make_context())
 
 
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """What the ``roomrec.events`` logger writes, formatted as in production (JSON)."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(make_formatter("json"))
+    logger = logging.getLogger("roomrec.events")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield out
+    logger.removeHandler(handler)
+
+
 def test_log_handler_writes_one_json_line(
-    make_context: MakeContext, caplog: pytest.LogCaptureFixture
+    make_context: MakeContext, json_lines: io.StringIO
 ) -> None:
-    caplog.set_level(logging.INFO, logger="roomrec.events")
     params = recording_params()
     event = recording_event(params)
     assert event.recording is not None and event.recording.media_url
 
     resolve("log")(make_context())(event, None)
 
-    [record] = [r for r in caplog.records if r.name == "roomrec.events"]
-    line = json.loads(record.getMessage())
+    [text] = json_lines.getvalue().splitlines()
+    line = json.loads(text)
     assert line["event"] == "recording.completed"
     assert line["event_id"] == event.id
     assert line["room_sid"] == params["RoomSid"]
@@ -134,19 +149,16 @@ def test_log_handler_writes_one_json_line(
     assert line["participant_sid"] == params["ParticipantSid"]
     assert line["codec"] == "VP8"
     assert line["size"] == int(params["Size"])
-    assert event.recording.media_url not in record.getMessage()
+    assert event.recording.media_url not in text
 
 
-def test_log_handler_for_a_room_event(
-    make_context: MakeContext, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="roomrec.events")
+def test_log_handler_for_a_room_event(make_context: MakeContext, json_lines: io.StringIO) -> None:
     params = room_params("room-created")
 
     resolve("log")(make_context())(room_event(params), None)
 
-    [record] = [r for r in caplog.records if r.name == "roomrec.events"]
-    line = json.loads(record.getMessage())
+    [text] = json_lines.getvalue().splitlines()
+    line = json.loads(text)
     assert line["event"] == "room.created"
     assert line["room_sid"] == params["RoomSid"]
     assert "recording_sid" not in line
