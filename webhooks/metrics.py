@@ -25,7 +25,6 @@ import re
 from collections.abc import Iterator, Mapping
 from time import perf_counter
 from typing import Any
-from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -34,19 +33,17 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.datastructures import Headers
 
-from schemas import CALLBACK_SCHEMAS
 from schemas.settings import WebSettings
-from webhooks.views import CALLBACK_PATH, DUPLICATE_HEADER, FORM_MEDIA_TYPE, SPOOLED_HEADER
+from webhooks.callback_context import UNKNOWN
+from webhooks.views import CALLBACK_PATH, DUPLICATE_HEADER, SPOOLED_HEADER
 from workers.logs import bind
 from workers.metrics import MULTIPROC_ENV
 from workers.queue_metrics import QueueDepthCollector
 
 METRICS_PATH = "/metrics"
-UNKNOWN = "unknown"
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _QUEUE_KEY = "roomrec.queue_metrics"
 _SLUG = re.compile(r"[a-z0-9-]{1,50}")
-_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 
 CALLBACKS = Counter(
     "roomrec_callbacks",
@@ -116,41 +113,8 @@ def outcome(status: int, headers: Headers | Mapping[str, str], problem_type: str
     return slug if _SLUG.fullmatch(slug) else f"http-{status}"
 
 
-def event_label(name: object) -> str:
-    return name if isinstance(name, str) and name in CALLBACK_SCHEMAS else UNKNOWN
-
-
-def _peek_params() -> Mapping[str, str]:
-    """The callback's parameters, read without consuming the body: a form POST of known length
-    is read into werkzeug's cache, where the view's ``get_data()`` finds it again."""
-    if request.method == "GET":
-        return request.args
-    length, limit = request.content_length, request.max_content_length
-    if (
-        request.method != "POST"
-        or request.mimetype != FORM_MEDIA_TYPE
-        or length is None
-        or (limit is not None and length > limit)
-    ):
-        return {}
-    body = request.get_data(cache=True)
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-
-
 def _started() -> None:
     g.roomrec_started = perf_counter()
-    if request.path != CALLBACK_PATH:
-        return
-    params = _peek_params()
-    g.roomrec_event = event_label(params.get("StatusCallbackEvent"))
-    fields: dict[str, str] = {}
-    if g.roomrec_event != UNKNOWN:
-        fields["event"] = g.roomrec_event
-    for key, name in (("RoomSid", "room_sid"), ("RecordingSid", "recording_sid")):
-        value = params.get(key)
-        if value and _SID.fullmatch(value):
-            fields[name] = value
-    g.roomrec_log = bind(**fields)
 
 
 def _answered(response: Response) -> Response:

@@ -14,6 +14,7 @@ from flask import Blueprint, Request, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from schemas import RECORDING_EVENTS, EventMessage
+from webhooks.callback_context import note_callback
 from webhooks.errors import UnsupportedContentType
 from webhooks.extension import roomrec
 from webhooks.params import decode_query, load_event, parse_params, single_valued
@@ -41,6 +42,7 @@ def room_event() -> Response:
         signed = received = _form_params(request)
     else:  # Twilio signs a GET's URL alone; the parameters are in it
         signed, received = [], parse_params(request.query_string, source="query string")
+    note_callback(received)
     url = callback_url(
         scheme=request.scheme,
         host=request.host,
