@@ -112,22 +112,6 @@ def celery_worker(
     return worker
 
 
-def celery_beat(config: Mapping[str, str], log_path: Path, schedule: Path) -> ManagedProcess:
-    """``celery -A workers beat``, started; ``schedule`` is its schedule file."""
-    args = [
-        str(BIN / "celery"), "-A", "workers", "beat", "--loglevel", "INFO",
-        "--schedule", str(schedule),
-    ]  # fmt: skip
-    beat = ManagedProcess(args, config, log_path)
-    beat.start()
-    try:
-        beat.wait_for_log("beat: Starting...")
-    except BaseException:
-        beat.stop()
-        raise
-    return beat
-
-
 def gunicorn_web(
     config: Mapping[str, str], log_path: Path, port: int, *, workers: int = 2
 ) -> ManagedProcess:

@@ -26,6 +26,14 @@ from marshmallow import (
 from schemas.fields import CaseInsensitiveEnum, Sid
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+AMQP_BACKOFF_LIMIT = 1500.0
+AMQP_DEFAULT_BACKOFF = 900.0
+
+
+def _is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
 DEFAULT_DATABASE_URL = "sqlite:///./data/roomrec.db"
 DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg", "postgres")
 DEFAULT_STREAM_KEY = "roomrec:events"
@@ -198,6 +206,9 @@ class WorkerSettings:
     log_format: str = "auto"
     metrics_port: int = DEFAULT_METRICS_PORT
     metrics_dir: str | None = None
+    room_ready_events: bool = False
+    compose_on_room_ready: bool = False
+    public_base_url: str | None = None
 
     @property
     def twilio_credentials(self) -> tuple[str, str]:
@@ -243,8 +254,10 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     max_retries = fields.Integer(
         data_key="TASK_MAX_RETRIES", load_default=15, validate=validate.Range(min=0, max=100)
     )
+    # Default: 1800 s on Redis, where retries wait in a sorted set; 900 s on another broker,
+    # where Celery holds them unacknowledged and RabbitMQ's consumer_timeout (30 min) applies.
     retry_backoff_max = fields.Float(
-        data_key="RETRY_BACKOFF_MAX", load_default=1800.0, validate=_positive
+        data_key="RETRY_BACKOFF_MAX", load_default=None, validate=_positive
     )
     visibility_timeout = fields.Integer(
         data_key="VISIBILITY_TIMEOUT", load_default=90, validate=validate.Range(min=30)
@@ -281,6 +294,20 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     metrics_dir = fields.String(
         data_key="PROMETHEUS_MULTIPROC_DIR", load_default=None, validate=_check_directory
     )
+    room_ready_events = fields.Boolean(data_key="ROOM_READY_EVENTS", load_default=False)
+    compose_on_room_ready = fields.Boolean(data_key="COMPOSE_ON_ROOM_READY", load_default=False)
+    public_base_url = fields.Url(
+        data_key="PUBLIC_BASE_URL", load_default=None, require_tld=False,
+        schemes={"http", "https"},
+    )  # fmt: skip
+
+    @validates_schema
+    def _check_compose(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("compose_on_room_ready") and not data.get("public_base_url"):
+            raise ValidationError(
+                {"PUBLIC_BASE_URL": ["Required with COMPOSE_ON_ROOM_READY=1: compositions "
+                                     "report back to PUBLIC_BASE_URL/twilio/room-events."]}
+            )  # fmt: skip
 
     @validates_schema(skip_on_field_errors=False)
     def _check_archive(self, data: dict[str, Any], **_: Any) -> None:
@@ -330,10 +357,26 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         if errors:
             raise ValidationError(errors)
 
+    @validates_schema
+    def _check_backoff_for_the_broker(self, data: dict[str, Any], **_: Any) -> None:
+        broker = data.get("broker_url") or data.get("redis_url") or DEFAULT_REDIS_URL
+        backoff_max = data.get("retry_backoff_max")
+        if backoff_max and backoff_max >= AMQP_BACKOFF_LIMIT and not _is_redis(broker):
+            raise ValidationError({"RETRY_BACKOFF_MAX": [
+                f"Must be under {AMQP_BACKOFF_LIMIT:.0f} s with a non-Redis broker: Celery holds "
+                "retries unacknowledged there, and RabbitMQ closes a consumer holding one longer "
+                "than its consumer_timeout (30 min by default)."
+            ]})  # fmt: skip
+
     @post_load
     def _to_settings(self, data: dict[str, Any], **_: Any) -> WorkerSettings:
+        if data["retry_backoff_max"] is None:
+            redis_broker = _is_redis(data["broker_url"])
+            data["retry_backoff_max"] = 1800.0 if redis_broker else AMQP_DEFAULT_BACKOFF
         for name in ("handlers", "forward_urls"):
             data[name] = tuple(data[name])
+        if data["public_base_url"]:
+            data["public_base_url"] = data["public_base_url"].rstrip("/")
         return WorkerSettings(**data)
 
 

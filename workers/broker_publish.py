@@ -23,15 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def publish(app: Celery, task_name: str, args: list[Any], *, task_id: str) -> None:
-    """``send_task`` without kombu's retry loop; raises KombuError or OSError on failure."""
+    """``send_task`` without kombu's retry loop; raises KombuError or OSError on failure. Task
+    events (flower) show the task id, not the callback's parameters, as arguments."""
     if is_redis_url(app.conf.broker_url):
-        app.send_task(task_name, args=args, task_id=task_id, retry=False)
+        app.send_task(task_name, args=args, task_id=task_id, retry=False, argsrepr=task_id)
         return
     for attempt in (1, 2):
         with app.producer_or_acquire() as producer:
             try:
                 app.send_task(task_name, args=args, task_id=task_id, producer=producer,
-                              retry=False)  # fmt: skip
+                              retry=False, argsrepr=task_id)  # fmt: skip
                 return
             except (KombuError, OSError) as exc:
                 producer.connection.collect()

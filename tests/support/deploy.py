@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from pathlib import Path
 
 import redis
 import requests
 
+from devtools.processes import ManagedProcess
 from tests.support.deploy_handlers import DONE, STARTED
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sign
 from workers.enqueue import event_id
@@ -34,7 +36,17 @@ def worker_config(redis_url: str, broker_url: str, **extra: str) -> dict[str, st
         "HANDLERS": RECORD,
         "RETRY_BACKOFF_MAX": "1",
         "TASK_MAX_RETRIES": "3",
+        "METRICS_PORT": "0",  # several workers share this host
     } | extra
+
+
+def stop_all(processes: list[ManagedProcess]) -> None:
+    """SIGTERM to every process first, then wait for each (a worker takes seconds to stop)."""
+    for process in processes:
+        if process.process is not None and process.process.poll() is None:
+            process.process.send_signal(signal.SIGTERM)
+    for process in reversed(processes):
+        process.stop()
 
 
 def post_room_events(web_url: str, count: int) -> dict[str, requests.Response]:

@@ -361,3 +361,13 @@ def test_the_reconcile_window_must_be_shorter_than_the_deduplication_ttl() -> No
     assert "RECONCILE_WINDOW" in worker_error(worker_env(RECONCILE_WINDOW="7200", DEDUP_TTL="3600"))
     settings = load_worker(worker_env(RECONCILE_WINDOW="7200", DEDUP_TTL="86400"))
     assert settings.dedup_ttl == 86400
+
+
+def test_the_retry_backoff_respects_rabbitmqs_consumer_timeout() -> None:
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    assert load_worker(worker_env()).retry_backoff_max == 1800  # Redis: retries wait in Redis
+    assert load_worker(worker_env(CELERY_BROKER_URL=amqp)).retry_backoff_max == 900
+    assert "RETRY_BACKOFF_MAX" in worker_error(
+        worker_env(CELERY_BROKER_URL=amqp, RETRY_BACKOFF_MAX="1800")
+    )
+    assert load_worker(worker_env(CELERY_BROKER_URL=amqp, RETRY_BACKOFF_MAX="600"))
