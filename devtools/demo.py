@@ -44,6 +44,8 @@ def describe(delivery: Delivery) -> str:
     line = f"{body['type']:<26} room {event['room_sid'][:10]}…"
     if "participant_identity" in event:
         line += f"  participant {event['participant_identity'][:12]}"
+    if body["data"].get("recordings") is not None:
+        line += f"  {len(body['data']['recordings'])} recordings, all final"
     recording = body["data"].get("recording")
     if recording:
         line += (
@@ -120,16 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         simulator = RoomSimulator(emulator.control, callback_url, account_sid, auth_token, rng=rng)
         room = simulator.play(participants=args.participants)
         refused = [sent for sent in room.callbacks if sent.status != 204]
+        expected = len(room.callbacks) + 1  # and the room's recordings_ready event
         deadline = time.monotonic() + 60
-        while len(receiver.deliveries) < len(room.callbacks) and time.monotonic() < deadline:
+        while len(receiver.deliveries) < expected and time.monotonic() < deadline:
             time.sleep(0.2)
+        ready = sum(1 for d in receiver.deliveries if d.body["type"] == "room.recordings_ready")
         print(
             f"\n{len(room.callbacks)} callbacks sent ({len(refused)} refused), "
-            f"{len(receiver.deliveries)} events forwarded, "
-            f"{len(room.recordings)} recordings fetched from the emulator."
+            f"{len(receiver.deliveries) - ready} events forwarded, "
+            f"{len(room.recordings)} recordings fetched from the emulator, "
+            f"{ready} room ready."
         )
         if args.once:
-            return 0 if len(receiver.deliveries) == len(room.callbacks) and not refused else 1
+            return 0 if len(receiver.deliveries) == expected and not refused else 1
         print(f"\nStill running: send callbacks to {callback_url}. Ctrl-C stops everything.")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:

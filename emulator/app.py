@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from emulator.composition_flow import CompositionFlow
 from emulator.errors import TwilioApiError
 from emulator.gate import (
     DropConnectionMiddleware,
@@ -15,6 +16,10 @@ from emulator.gate import (
 )
 from emulator.state import EmulatorState
 from emulator.views_api import api
+from emulator.views_compositions import FLOW_KEY
+from emulator.views_compositions import api as compositions_api
+from emulator.views_compositions import control as compositions_control
+from emulator.views_compositions import media as compositions_media
 from emulator.views_control import control
 from emulator.views_media import media
 
@@ -49,5 +54,8 @@ def create_emulator_app(state: EmulatorState) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(media)
     app.register_blueprint(control)
+    app.extensions[FLOW_KEY] = CompositionFlow(state)
+    for blueprint in (compositions_api, compositions_media, compositions_control):
+        app.register_blueprint(blueprint)
     app.wsgi_app = DropConnectionMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -76,6 +76,27 @@ class EmulatorControl:
         result: dict[str, Any] = self._call("PATCH", f"/rooms/{sid}", fields)
         return result
 
+    # Compositions (created through POST /v1/Compositions)
+
+    def compositions(self) -> list[dict[str, Any]]:
+        """Every composition's resource JSON plus the ``callbacks`` it sent."""
+        result: list[dict[str, Any]] = self._call("GET", "/compositions")
+        return result
+
+    def get_composition(self, sid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/compositions/{sid}")
+        return result
+
+    def advance_composition(self, sid: str, **options: Any) -> dict[str, Any]:
+        """One step (``to=``, ``error_message=`` optional), once its callbacks were sent."""
+        result: dict[str, Any] = self._call("POST", f"/compositions/{sid}/advance", options)
+        return result
+
+    def set_composition_settings(self, **settings: Any) -> dict[str, Any]:
+        """``auto_advance_ms``: ms between automatic steps, or None to advance by hand."""
+        result: dict[str, Any] = self._call("POST", "/composition-settings", settings)
+        return result
+
     # Faults, settings, traffic
 
     def add_fault(self, path: str = "", action: str = "status", **options: Any) -> dict[str, Any]:

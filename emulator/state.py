@@ -9,6 +9,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.compositions import CompositionStore
 from emulator.errors import ValidationError
 from emulator.faults import FaultTable
 from emulator.formats import is_sid
@@ -143,10 +144,12 @@ class EmulatorState:
         self.settings = Settings()
         self.gate = ConcurrencyGate()
         self.log = RequestLog()
+        self.compositions = CompositionStore()
 
     def reset(self) -> None:
-        """Forget recordings, rooms, faults, settings and the request log."""
+        """Forget recordings, rooms, compositions, faults, settings and the request log."""
         self.store.clear()
+        self.compositions.clear()
         self.faults.clear()
         self.settings = Settings()
         self.log.clear()

@@ -159,6 +159,38 @@ class RecordingFailedSchema(RecordingCallbackSchema):
     failed_operation = CaseInsensitiveEnum(FAILED_OPERATIONS, data_key="FailedOperation")
 
 
+class CompositionCallbackSchema(_CallbackSchema):
+    """``composition-enqueued``, ``-started`` and the parameters every composition event
+    carries; ``HookSid`` only when a composition hook created it."""
+
+    composition_sid = Sid("CJ", data_key="CompositionSid", required=True)
+    composition_uri = fields.String(data_key="CompositionUri")
+    hook_sid = Sid("HK", data_key="HookSid")
+
+
+class CompositionProgressSchema(CompositionCallbackSchema):
+    percentage_done = fields.Float(data_key="PercentageDone", validate=validate.Range(0, 100))
+    seconds_remaining = fields.Float(data_key="SecondsRemaining", validate=_non_negative)
+
+
+class CompositionAvailableSchema(CompositionCallbackSchema):
+    media_uri = fields.String(data_key="MediaUri")
+    duration = fields.Integer(data_key="Duration", validate=_non_negative)
+    size = fields.Integer(data_key="Size", validate=_non_negative)
+
+
+class CompositionFailedSchema(CompositionCallbackSchema):
+    failed_operation = fields.String(data_key="FailedOperation")
+    error_message = fields.String(data_key="ErrorMessage")
+
+
+class CompositionHookFailedSchema(CompositionFailedSchema):
+    """A hook that could not create its composition: the hook identifies the event."""
+
+    composition_sid = Sid("CJ", data_key="CompositionSid")
+    hook_sid = Sid("HK", data_key="HookSid", required=True)
+
+
 CALLBACK_SCHEMAS: dict[str, type[_CallbackSchema]] = {
     "room-created": RoomCallbackSchema,
     "room-ended": RoomEndedSchema,
@@ -171,6 +203,12 @@ CALLBACK_SCHEMAS: dict[str, type[_CallbackSchema]] = {
     "recording-started": RecordingCallbackSchema,
     "recording-completed": RecordingCompletedSchema,
     "recording-failed": RecordingFailedSchema,
+    "composition-enqueued": CompositionCallbackSchema,
+    "composition-hook-failed": CompositionHookFailedSchema,
+    "composition-started": CompositionCallbackSchema,
+    "composition-progress": CompositionProgressSchema,
+    "composition-available": CompositionAvailableSchema,
+    "composition-failed": CompositionFailedSchema,
 }
 RECORDING_EVENTS = frozenset(name for name in CALLBACK_SCHEMAS if name.startswith("recording-"))
 _SCHEMA_INSTANCES = {name: schema() for name, schema in CALLBACK_SCHEMAS.items()}

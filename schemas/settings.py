@@ -206,7 +206,7 @@ class WorkerSettings:
     log_format: str = "auto"
     metrics_port: int = DEFAULT_METRICS_PORT
     metrics_dir: str | None = None
-    room_ready_events: bool = False
+    room_ready_events: bool = True
     compose_on_room_ready: bool = False
     public_base_url: str | None = None
 
@@ -294,7 +294,7 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     metrics_dir = fields.String(
         data_key="PROMETHEUS_MULTIPROC_DIR", load_default=None, validate=_check_directory
     )
-    room_ready_events = fields.Boolean(data_key="ROOM_READY_EVENTS", load_default=False)
+    room_ready_events = fields.Boolean(data_key="ROOM_READY_EVENTS", load_default=True)
     compose_on_room_ready = fields.Boolean(data_key="COMPOSE_ON_ROOM_READY", load_default=False)
     public_base_url = fields.Url(
         data_key="PUBLIC_BASE_URL", load_default=None, require_tld=False,

@@ -50,6 +50,9 @@ def callback_params(
     if family == "recording":
         params.update(_recording(event, recording_sid or new_sid("RT")))
         return params
+    if family == "composition":
+        params.update(_composition(event))
+        return params
     params |= {"RoomStatus": "completed" if event == "room-ended" else "in-progress",
                "SequenceNumber": "0"}  # fmt: skip
     if event == "room-ended":
@@ -86,6 +89,21 @@ def _recording(event: str, recording: str) -> dict[str, str]:
                    "Duration": "3"}  # fmt: skip
     elif event == "recording-failed":
         params["FailedOperation"] = "RecordingUpload"
+    return params
+
+
+def _composition(event: str) -> dict[str, str]:
+    composition = new_sid("CJ")
+    params = {"CompositionSid": composition, "CompositionUri": f"/v1/Compositions/{composition}"}
+    if event == "composition-progress":
+        params |= {"PercentageDone": "50", "SecondsRemaining": "30"}
+    elif event == "composition-available":
+        params |= {"MediaUri": f"/v1/Compositions/{composition}/Media", "Size": "1234567",
+                   "Duration": "1800"}  # fmt: skip
+    elif event in ("composition-failed", "composition-hook-failed"):
+        params |= {"FailedOperation": "Composition", "ErrorMessage": "roomrec test callback"}
+    if event == "composition-hook-failed":
+        params["HookSid"] = new_sid("HK")
     return params
 
 

@@ -23,7 +23,7 @@ from celery import Celery, Task, shared_task
 from marshmallow import ValidationError
 
 from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
-from workers import metrics
+from workers import metrics, rooms
 from workers.celery_app import (
     EVENTS_QUEUE,
     HANDLERS_QUEUE,
@@ -61,7 +61,10 @@ def schedule(
     ``REDIS_URL`` it waits in a sorted set (see :mod:`workers.publish`); with another broker
     Celery's own countdown is used."""
     if rt.delayed is None:
-        app.send_task(task_name, args=args, task_id=task_id, countdown=delay, retries=retries)
+        app.send_task(
+            task_name, args=args, task_id=task_id, countdown=delay, retries=retries,
+            argsrepr=task_id,  # task views (Flower) show this: no target URL, no payload
+        )  # fmt: skip
         return
     message = build_message(app, task_name, args, task_id=task_id, queue=queue, retries=retries)
     rt.delayed.add(queue, message, delay)
@@ -96,10 +99,14 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
         return
     event = queued.event
     recording = None
-    if event.is_recording:
-        assert event.recording_sid is not None  # the recording schemas require it
+    composition = None
+    if event.is_recording or event.event == "composition-available":
         try:
-            recording = rt.twilio.fetch_recording(event.room_sid, event.recording_sid)
+            if event.is_recording:
+                assert event.recording_sid is not None  # the recording schemas require it
+                recording = rt.twilio.fetch_recording(event.room_sid, event.recording_sid)
+            else:  # composition-available: the Composition, for the archive handler
+                composition = rt.twilio.fetch_composition(event.params["composition_sid"])
         except (TransientError, PermanentError) as exc:
             limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
             if isinstance(exc, PermanentError) or attempt >= limit:
@@ -112,7 +119,8 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
             delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=exc.retry_after)
             log.warning(
                 "fetch of %s for %s failed (attempt %d of %d), retrying in %.1fs: %s",
-                event.recording_sid, queued.id, attempt + 1, limit + 1, delay, exc,
+                event.recording_sid or event.params.get("composition_sid"), queued.id,
+                attempt + 1, limit + 1, delay, exc,
             )  # fmt: skip
             metrics.retry_scheduled(FETCH_STAGE)
             schedule(
@@ -121,9 +129,11 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
             )  # fmt: skip
             return
     handled = HandlerEvent(
-        id=queued.id, event=event, recording=recording, received_at=queued.received_at
-    )
+        id=queued.id, event=event, recording=recording, received_at=queued.received_at,
+        composition=composition,
+    )  # fmt: skip
     run_handlers(self.app, rt, handled)
+    rooms.after_event(self.app, rt, handled)  # room completion: workers/rooms.py
 
 
 def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
@@ -143,9 +153,10 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
     if deferred:
         with app.producer_or_acquire() as producer:
             for name, target, index in deferred:
+                task_id = handler_task_id(event.id, name, index)
                 app.send_task(
-                    RUN_HANDLER_TASK, args=[name, target, body],
-                    task_id=handler_task_id(event.id, name, index), producer=producer,
+                    RUN_HANDLER_TASK, args=[name, target, body], task_id=task_id,
+                    producer=producer, argsrepr=task_id,  # no target URL in task views
                 )  # fmt: skip
     log.info(
         "processed %s %s room=%s recording=%s (%d handler(s), %d queued apart)",

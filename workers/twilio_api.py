@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from marshmallow import ValidationError
@@ -20,6 +21,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from schemas import RoomRecording, RoomRecordingSchema
+from schemas.composition import Composition, CompositionSchema
 from schemas.settings import WorkerSettings
 from workers import metrics
 from workers.errors import NotFoundYet, PermanentError, TransientError
@@ -135,6 +137,64 @@ class TwilioVideo:
             return False
         return True
 
+    # Room completion and compositions (workers.rooms, workers.compositions).
+
+    def list_room_recordings(self, room_sid: str) -> list[RoomRecording]:
+        """Every recording of the room Twilio lists (``GET /v1/Rooms/{room_sid}/Recordings``,
+        page after page; deleted recordings are not listed), validated."""
+        url: str | None = f"/v1/Rooms/{room_sid}/Recordings"
+        params: dict[str, str] | None = {"PageSize": str(ROOM_PAGE_SIZE)}
+        found: list[RoomRecording] = []
+        for number in range(MAX_ROOM_PAGES):
+            if url is None:
+                return found
+            what = f"page {number} of the recordings of room {room_sid}"
+            response = self.request("GET", url, what, params=params)
+            items, url = _page(response.text, "recordings", what)
+            found += [load_recording(json.dumps(item), what) for item in items]
+            params = None  # next_page_url carries the query
+            if url is not None:
+                _same_origin(url, self.base_url)
+        raise PermanentError(f"the recordings of room {room_sid} did not end after "
+                             f"{MAX_ROOM_PAGES} pages")  # fmt: skip
+
+    def fetch_composition(self, composition_sid: str) -> Composition:
+        """``GET /v1/Compositions/{composition_sid}``, validated."""
+        what = f"fetch of composition {composition_sid}"
+        response = self.request("GET", f"/v1/Compositions/{composition_sid}", what)
+        return load_composition(response.text, what)
+
+    def list_compositions(self, room_sid: str) -> list[Composition]:
+        """The room's compositions (``GET /v1/Compositions?RoomSid=…``), every page."""
+        url: str | None = "/v1/Compositions"
+        params: dict[str, str] | None = {"RoomSid": room_sid, "PageSize": "100"}
+        found: list[Composition] = []
+        for number in range(MAX_ROOM_PAGES):
+            if url is None:
+                return found
+            what = f"page {number} of the compositions of room {room_sid}"
+            response = self.request("GET", url, what, params=params)
+            items, url = _page(response.text, "compositions", what)
+            found += [load_composition(json.dumps(item), what) for item in items]
+            params = None
+            if url is not None:
+                _same_origin(url, self.base_url)
+        raise PermanentError(f"the compositions of room {room_sid} did not end")
+
+    def create_composition(self, form: dict[str, str]) -> Composition:
+        """``POST /v1/Compositions``. Not idempotent at Twilio: the caller makes sure it runs
+        once (see :mod:`workers.compositions`)."""
+        what = f"creation of a composition of room {form.get('RoomSid')}"
+        response = self.request("POST", "/v1/Compositions", what, data=form)
+        return load_composition(response.text, what)
+
+    def composition_media_url(self, composition_sid: str) -> str:
+        """The signed URL of a composition's media (``…/Media`` answers 302, not followed).
+        The URL is a secret: never log it."""
+        what = f"media of composition {composition_sid}"
+        response = self.request("GET", f"/v1/Compositions/{composition_sid}/Media", what)
+        return _redirect_location(response, what)
+
 
 def load_recording(text: str, what: str) -> RoomRecording:
     """Parse and validate a RoomRecording; anything malformed is permanent."""
@@ -148,3 +208,56 @@ def load_recording(text: str, what: str) -> RoomRecording:
     except (ValueError, RecursionError) as exc:
         raise PermanentError(f"unreadable JSON from {what}: {type(exc).__name__}") from exc
     return recording
+
+
+# Room completion and compositions (appended; used by the methods above).
+ROOM_PAGE_SIZE = 1000  # the most /v1/Rooms/{RoomSid}/Recordings serves per page
+MAX_ROOM_PAGES = 1000
+_composition_schema = CompositionSchema()
+
+
+def load_composition(text: str, what: str) -> Composition:
+    """Parse and validate a Composition; anything malformed is permanent."""
+    try:
+        body = json.loads(text)
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        composition: Composition = _composition_schema.load(body)
+    except ValidationError as exc:
+        raise PermanentError(f"invalid Composition from {what}: {exc.messages}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise PermanentError(f"unreadable JSON from {what}: {type(exc).__name__}") from exc
+    return composition
+
+
+def _page(text: str, key: str, what: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The items under ``key`` of one list page, and its ``next_page_url``."""
+    try:
+        page = json.loads(text)
+        items = page[key]
+        next_url = page["meta"].get("next_page_url")
+        if not isinstance(items, list) or not isinstance(next_url, str | None):
+            raise TypeError("unexpected page shape")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PermanentError(f"unreadable {what}: {type(exc).__name__}") from exc
+    return [item for item in items if isinstance(item, dict)], next_url
+
+
+def _same_origin(url: str, base_url: str) -> None:
+    # A next page is fetched with the account's credentials: only from Twilio's own host.
+    here, there = urlsplit(base_url), urlsplit(url)
+    if (there.scheme, there.netloc) != (here.scheme, here.netloc):
+        raise PermanentError(f"next_page_url leaves {here.netloc}: {there.netloc}")
+
+
+def _redirect_location(response: Response, what: str) -> str:
+    location = (response.headers or {}).get("Location")
+    if not location:
+        try:
+            body = json.loads(response.text)
+            location = body.get("redirect_to") if isinstance(body, dict) else None
+        except ValueError:
+            location = None
+    if not isinstance(location, str) or not location:
+        raise PermanentError(f"Twilio answered {response.status_code} to {what} without a URL")
+    return location

@@ -31,6 +31,7 @@ from tests.integration.conftest import wait_for
 from tests.support.report import counter
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 from workers.enqueue import event_id
+from workers.rooms import ready_event_id
 
 pytestmark = pytest.mark.chaos
 
@@ -116,7 +117,9 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
             killer.workers.append(third)
             rooms = sending.result()
         callbacks = [sent for room in rooms for sent in room.callbacks]
+        # Every callback's event, and one recordings_ready event per room.
         expected = {event_id(sent.params) for sent in callbacks}
+        expected |= {ready_event_id(room.room_sid) for room in rooms}
 
         def delivered() -> set[str]:
             return {d.webhook_id for d in forward_target.deliveries}

@@ -34,6 +34,8 @@ def test_the_demo_processes_a_room_and_stops_cleanly_on_ctrl_c(tmp_path):
         sent, refused, forwarded = map(int, summary.groups())
         assert sent > 10 and refused == 0 and forwarded == sent
         assert output.count("✓ recording.completed") == 4  # 2 participants x audio + video
+        assert output.count("✓ room.recordings_ready") == 1
+        assert "1 room ready" in output
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(30) == 0

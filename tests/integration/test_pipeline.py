@@ -15,6 +15,7 @@ from tests.integration.conftest import FORWARD_SECRET, wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign
 from workers.enqueue import event_id
 from workers.outcomes import OutcomeStore
+from workers.rooms import ready_event_id
 
 
 def simulator(
@@ -64,13 +65,18 @@ def test_a_simulated_room_reaches_the_forward_target_exactly_once(
     room = simulator(twilio, stack.callback_url).play(participants=3)
 
     assert {sent.status for sent in room.callbacks} == {204}
-    wait_for(lambda: len(forward_target.deliveries) >= len(room.callbacks), 60,
-             f"{len(room.callbacks)} deliveries")  # fmt: skip
+    wait_for(lambda: len(forward_target.deliveries) >= len(room.callbacks) + 1, 60,
+             f"{len(room.callbacks)} deliveries and the room's ready event")  # fmt: skip
 
     delivered = Counter(d.webhook_id for d in forward_target.deliveries)
     expected = Counter(event_id(sent.params) for sent in room.callbacks)
-    assert delivered == expected  # every event once, nothing else
+    expected[ready_event_id(room.room_sid)] += 1
+    assert delivered == expected  # every event once, one ready event, nothing else
     assert forward_target.invalid == []
+    (ready,) = by_type(forward_target, "room.recordings_ready")
+    assert ready["data"]["event"]["room_sid"] == room.room_sid
+    assert {r["sid"] for r in ready["data"]["recordings"]} == {r.sid for r in room.recordings}
+    assert {r["status"] for r in ready["data"]["recordings"]} == {"completed"}
 
     completed = {body["data"]["event"]["recording_sid"]: body
                  for body in by_type(forward_target, "recording.completed")}  # fmt: skip
@@ -198,15 +204,15 @@ def test_a_failing_handler_neither_blocks_nor_reruns_the_others(
     )
     room = simulator(twilio, stack.callback_url, seed=3).play(participants=1)
 
-    wait_for(lambda: len(stack.dead_letters()) >= len(room.callbacks), 60, "dead letters")
+    wait_for(lambda: len(stack.dead_letters()) >= len(room.callbacks) + 1, 60, "dead letters")
     letters = stack.dead_letters()
     assert {letter["stage"] for letter in letters} == {
         "handler:tests.support.handlers:always_fails"
     }
     assert {letter["attempts"] for letter in letters} == {2}
-    assert Counter(d.webhook_id for d in forward_target.deliveries) == Counter(
-        event_id(sent.params) for sent in room.callbacks
-    )
+    expected = Counter(event_id(sent.params) for sent in room.callbacks)
+    expected[ready_event_id(room.room_sid)] += 1
+    assert Counter(d.webhook_id for d in forward_target.deliveries) == expected
 
 
 def test_rooms_with_get_status_callbacks(start_stack, twilio, forward_target):

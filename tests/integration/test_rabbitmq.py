@@ -35,6 +35,7 @@ from tests.support.deploy_handlers import STARTED
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sign
 from workers.enqueue import event_id
+from workers.rooms import ready_event_id
 
 SPOOLED = "X-Roomrec-Spooled"
 
@@ -103,9 +104,11 @@ def test_a_simulated_room_reaches_the_forward_target_exactly_once(
     again = post(callback_url, room.callbacks[-1].params)  # Twilio resending one
     assert again.status_code == 204 and again.headers.get("X-Roomrec-Duplicate") == "1"
 
-    wait_for(lambda: len(forward_target.deliveries) >= len(room.callbacks), 60, "deliveries")
+    wait_for(lambda: len(forward_target.deliveries) >= len(room.callbacks) + 1, 60, "deliveries")
     delivered = Counter(d.webhook_id for d in forward_target.deliveries)
-    assert delivered == Counter(event_id(sent.params) for sent in room.callbacks)
+    expected = Counter(event_id(sent.params) for sent in room.callbacks)
+    expected[ready_event_id(room.room_sid)] += 1  # the room's recordings_ready, once
+    assert delivered == expected
     assert forward_target.invalid == []
 
 

@@ -22,6 +22,7 @@ from tests.support.databases import BACKENDS, database_url
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 from workers.enqueue import event_id
 from workers.outcomes import OutcomeStore
+from workers.rooms import ready_event_id
 from workers.store.engine import make_engine
 from workers.store.migrate import upgrade
 from workers.store.repository import EVENTS, RECORDINGS, ROOMS
@@ -71,8 +72,9 @@ def play(stack: Stack, twilio: Any) -> SimulatedRoom:
 def test_a_room_is_stored_and_streamed_once_each(start_stack, twilio, db_url, tmp_path):
     stack = start_stack(HANDLERS="store,stream", DATABASE_URL=db_url)
     room = play(stack, twilio)
-    expected = Counter(event_id(sent.params) for sent in room.callbacks)
-    assert set(expected.values()) == {1}
+    callbacks = Counter(event_id(sent.params) for sent in room.callbacks)
+    assert set(callbacks.values()) == {1}
+    expected = callbacks + Counter([ready_event_id(room.room_sid)])  # and the ready event
 
     def all_done() -> bool:
         outcomes = OutcomeStore(stack.redis)
@@ -92,12 +94,12 @@ def test_a_room_is_stored_and_streamed_once_each(start_stack, twilio, db_url, tm
                               rng=random.Random(0))  # fmt: skip
     assert {simulator.send(sent.params, sync_emulator=False).status
             for sent in room.callbacks} == {204}  # fmt: skip
-    wait_for(lambda: len(stack.redis.keys("roomrec:done:*")) >= 2 * len(expected), 90,
+    wait_for(lambda: len(stack.redis.keys("roomrec:done:*")) >= 2 * len(callbacks), 90,
              "the events handled a second time")  # fmt: skip
     stack.worker.wait_for_log("already stored")
     stack.worker.wait_for_log("already on the stream")
 
-    assert stream_ids(stack) == expected  # each event once on the stream
+    assert stream_ids(stack) == expected  # each event once on the stream, the room ready once
     events = table(db_url, "events")
     assert Counter(e["id"] for e in events) == expected  # each event once in the database
     recordings = {r["sid"]: r for r in table(db_url, "recordings")}

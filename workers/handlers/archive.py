@@ -2,7 +2,8 @@
 expire, as ``{room_sid}/{recording_sid}.{mka|mkv}`` next to a ``.json`` sidecar holding the
 RoomRecording, and note where it went in :class:`workers.storage.ArchiveIndex`.
 
-Acts on ``recording-completed`` only. The media is streamed from the signed URL behind
+Acts on ``recording-completed`` (and on ``composition-available``, for a composition's media:
+:mod:`workers.handlers.composition_archive`). The media is streamed from the signed URL behind
 ``…/Media`` into storage that commits it only once the byte count equals the recording's
 ``size``. A recording already stored at its size is not downloaded again. An attempt stops
 streaming before the worker's task time limit and the next attempt resumes after the bytes
@@ -25,6 +26,8 @@ from schemas.fields import iso8601
 from workers.celery_app import task_time_limit
 from workers.errors import NotFoundYet, PermanentError
 from workers.handlers import HandlerContext, builtin
+from workers.handlers.composition_archive import EVENT as COMPOSITION_EVENT
+from workers.handlers.composition_archive import CompositionArchiver
 from workers.metrics import archived_bytes
 from workers.storage import (
     ArchiveIndex,
@@ -76,11 +79,18 @@ class ArchiveHandler:
         self.budget = max(MIN_BUDGET, limit - self.read_timeout - COMMIT_MARGIN)
         self.lock = RecordingLock(context.redis, ttl=limit + 30)
         redact_urllib3_logs()
+        self.compositions = CompositionArchiver(
+            storage=self.storage, twilio=self.twilio, http=self.http, lock=self.lock,
+            clock=clock, budget=self.budget, read_timeout=self.read_timeout,
+        )  # fmt: skip
 
     def targets(self) -> Sequence[str | None]:
         return (None,)
 
     def __call__(self, event: HandlerEvent, target: str | None) -> None:
+        if event.event.event == COMPOSITION_EVENT:  # see composition_archive.py
+            self.compositions(event)
+            return
         if event.event.event != "recording-completed":
             return
         room_sid = event.event.room_sid

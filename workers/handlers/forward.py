@@ -36,6 +36,10 @@ def payload(event: HandlerEvent) -> dict[str, Any]:
     data: dict[str, Any] = {"event": event.event.to_json()}
     if event.recording is not None:
         data["recording"] = event.recording.raw
+    if event.recordings is not None:  # room.recordings_ready: every recording of the room
+        data["recordings"] = [recording.raw for recording in event.recordings]
+    if event.composition is not None:  # composition-available: the Composition
+        data["composition"] = event.composition.raw
     return {"type": event.type, "timestamp": iso8601(event.event.timestamp), "data": data}
 
 

@@ -4,7 +4,9 @@ for other services to consume with consumer groups (``XREADGROUP``).
 Each entry's fields: ``id`` (the event's stable id), ``type`` (``recording.completed``),
 ``room_sid``, ``recording_sid`` (recording events only), ``timestamp`` (the callback's, ISO
 8601 UTC), ``received_at``, ``event`` (the callback's parameters as JSON, snake_case, typed)
-and ``recording`` (the RoomRecording JSON, recording events only). The stream is trimmed to
+and ``recording`` (the RoomRecording JSON, recording events only), ``recordings`` (the room's
+RoomRecordings, ``room.recordings_ready`` only), ``composition`` (``composition-available``
+only). The stream is trimmed to
 about ``STREAM_MAXLEN`` entries (``MAXLEN ~``).
 
 An event is appended once: a script adds the entry and a marker (``roomrec:stream:{id}``,
@@ -40,6 +42,10 @@ return {1, id}
 """
 
 
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def entry_fields(event: HandlerEvent) -> dict[str, str]:
     """The stream entry of ``event``; absent values are left out (Redis has no null)."""
     callback = event.event
@@ -51,9 +57,11 @@ def entry_fields(event: HandlerEvent) -> dict[str, str]:
         "timestamp": iso8601(callback.timestamp),
         "received_at": iso8601(event.received_at),
         "event": json.dumps(callback.to_json(), separators=(",", ":")),
-        "recording": None
-        if event.recording is None
-        else json.dumps(event.recording.raw, separators=(",", ":")),
+        "recording": None if event.recording is None else _json(event.recording.raw),
+        "recordings": None
+        if event.recordings is None
+        else _json([recording.raw for recording in event.recordings]),
+        "composition": None if event.composition is None else _json(event.composition.raw),
     }
     return {name: value for name, value in fields.items() if value is not None}
 

@@ -33,6 +33,31 @@ ROOM_EVENTS = ("room-created", "room-ended")
 PARTICIPANT_EVENTS = ("participant-connected", "participant-disconnected")
 TRACK_EVENTS = ("track-added", "track-removed", "track-enabled", "track-disabled")
 RECORDING_EVENT_NAMES = ("recording-started", "recording-completed", "recording-failed")
+COMPOSITION_EVENTS = (
+    "composition-enqueued", "composition-hook-failed", "composition-started",
+    "composition-progress", "composition-available", "composition-failed",
+)  # fmt: skip
+
+
+def composition_params(event: str = "composition-available", **extra: str) -> dict[str, str]:
+    """A composition status callback (no RoomName/RoomStatus: Twilio documents none)."""
+    composition = sid("CJ")
+    params = {
+        "AccountSid": ACCOUNT_SID, "RoomSid": sid("RM"), "StatusCallbackEvent": event,
+        "Timestamp": "2020-08-20T01:42:05.839174Z", "CompositionSid": composition,
+        "CompositionUri": f"/v1/Compositions/{composition}",
+    }  # fmt: skip
+    if event == "composition-progress":
+        params |= {"PercentageDone": "50", "SecondsRemaining": "30"}
+    elif event == "composition-available":
+        params |= {"MediaUri": f"/v1/Compositions/{composition}/Media", "Size": "1234567",
+                   "Duration": "1800"}  # fmt: skip
+    elif event in ("composition-failed", "composition-hook-failed"):
+        params |= {"FailedOperation": "Composition", "ErrorMessage": "No media"}
+    if event == "composition-hook-failed":
+        params["HookSid"] = sid("HK")
+    params.update(extra)
+    return params
 
 
 def participant_params(event: str = "participant-connected", **extra: str) -> dict[str, str]:
@@ -67,6 +92,8 @@ def callback_params(event: str, **extra: str) -> dict[str, str]:
         return participant_params(event, **extra)
     if event in TRACK_EVENTS:
         return track_params(event, **extra)
+    if event in COMPOSITION_EVENTS:
+        return composition_params(event, **extra)
     return recording_params(event, **extra)
 
 

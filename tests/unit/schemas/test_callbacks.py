@@ -13,6 +13,7 @@ from schemas import CALLBACK_SCHEMAS, RECORDING_EVENTS, RoomEvent, UnknownEventE
 from tests.support.twilio import recording_params, room_params, sid
 from tests.unit.schemas.factories import (
     CAPTURED_RECORDING_COMPLETED,
+    COMPOSITION_EVENTS,
     PARTICIPANT_EVENTS,
     RECORDING_EVENT_NAMES,
     ROOM_EVENTS,
@@ -23,7 +24,9 @@ from tests.unit.schemas.factories import (
 )
 
 Factory = Callable[[], dict[str, str]]
-ALL_EVENTS = ROOM_EVENTS + PARTICIPANT_EVENTS + TRACK_EVENTS + RECORDING_EVENT_NAMES
+ALL_EVENTS = (
+    ROOM_EVENTS + PARTICIPANT_EVENTS + TRACK_EVENTS + RECORDING_EVENT_NAMES + COMPOSITION_EVENTS
+)
 
 
 def errors_of(params: dict[str, str]) -> dict[str, object]:

@@ -151,7 +151,7 @@ def test_a_missing_required_field_is_400_naming_it(client: FlaskClient, redis_ur
     assert list(body["errors"]) == ["RecordingSid"]
 
 
-@pytest.mark.parametrize("event", [None, "room-exploded", "composition-available"])
+@pytest.mark.parametrize("event", [None, "room-exploded", "room-recordings_ready"])
 def test_an_unknown_or_missing_event_is_400(
     client: FlaskClient, redis_url: str, event: str | None
 ) -> None:

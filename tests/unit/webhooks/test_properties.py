@@ -54,6 +54,8 @@ def test_signed_random_params_never_cause_a_5xx(
 def valid_params(event: str) -> dict[str, str]:
     if event.startswith("recording-"):
         return recording_params(event)
+    if event.startswith("composition-"):
+        return room_params(event, CompositionSid=sid("CJ"), HookSid=sid("HK"))
     return room_params(event, ParticipantSid=sid("PA"), TrackSid=sid("MT"), TrackKind="audio")
 
 

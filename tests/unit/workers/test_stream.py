@@ -142,3 +142,14 @@ def test_the_defaults(make_context: MakeContext) -> None:
 def test_a_bad_stream_setting_stops_the_worker_naming_it(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         worker_settings(HANDLERS="stream", **{name: value})
+
+
+def test_the_room_ready_entry_carries_the_rooms_recordings() -> None:
+    from dataclasses import replace
+
+    base = Room().recording("recording-completed", sid("RT"), 30)
+    assert base.recording is not None
+    ready = replace(base, recordings=(base.recording,))
+    fields = entry_fields(ready)
+    assert [r["sid"] for r in json.loads(fields["recordings"])] == [base.recording.sid]
+    assert "recordings" not in entry_fields(base)

@@ -1,0 +1,111 @@
+"""The ``archive`` handler's part for compositions: on ``composition-available``, the
+composition's media (``COMPOSE_ON_ROOM_READY``, :mod:`workers.compositions`) is copied to
+``ARCHIVE_URL`` as ``{room_sid}/{composition_sid}.{mp4|webm}`` next to a ``.json`` sidecar
+holding the Composition, exactly as a recording's is: streamed from the signed URL behind
+``/v1/Compositions/{CJ}/Media``, committed only at the composition's ``size``, resumed across
+attempts, never downloaded again once stored at its size.
+
+Compositions are not put in the recordings' archive index (``roomrec:archives``): their keys
+are fixed by their SIDs, and the recordings' totals stay the recordings'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import requests
+
+from schemas import HandlerEvent
+from schemas.composition import Composition
+from workers.errors import NotFoundYet, PermanentError
+from workers.metrics import archived_bytes
+from workers.storage import SizeMismatch, Storage, Stored
+from workers.storage.lock import RecordingLock
+from workers.storage.media import open_media
+from workers.twilio_api import TwilioVideo
+from workers.urls import redact
+
+log = logging.getLogger(__name__)
+
+EVENT = "composition-available"
+
+
+def media_key(composition: Composition, room_sid: str) -> str:
+    return f"{room_sid}/{composition.sid}.{composition.format or 'mp4'}"
+
+
+def sidecar_key(composition: Composition, room_sid: str) -> str:
+    return f"{room_sid}/{composition.sid}.json"
+
+
+class CompositionArchiver:
+    def __init__(
+        self, *, storage: Storage, twilio: TwilioVideo, http: requests.Session,
+        lock: RecordingLock, clock: Callable[[], float], budget: float, read_timeout: float,
+    ) -> None:  # fmt: skip
+        self.storage = storage
+        self.twilio = twilio
+        self.http = http
+        self.lock = lock
+        self.clock = clock
+        self.budget = budget
+        self.read_timeout = read_timeout
+
+    def __call__(self, event: HandlerEvent) -> None:
+        room_sid = event.event.room_sid
+        composition = self._completed(event)
+        if composition.media_external_location:
+            log.info("composition %s room=%s is in the account's own storage at %s; not "
+                     "downloaded", composition.sid, room_sid,
+                     redact(composition.media_external_location))  # fmt: skip
+            return
+        if composition.size is None:
+            raise PermanentError(f"composition {composition.sid} has no size to verify against")
+        key = media_key(composition, room_sid)
+        with self.lock.hold(composition.sid):
+            if self.storage.size_of(key) == composition.size:
+                log.info("composition %s room=%s is already archived at %s", composition.sid,
+                         room_sid, self.storage.location(key))  # fmt: skip
+            else:
+                self._download(composition, room_sid, key, composition.size)
+            body = json.dumps(composition.raw, indent=2, sort_keys=True).encode()
+            self.storage.put_bytes(sidecar_key(composition, room_sid), body,
+                                   content_type="application/json")  # fmt: skip
+
+    def _completed(self, event: HandlerEvent) -> Composition:
+        composition = event.composition
+        if composition is None:
+            raise PermanentError(f"{event.id}: a {EVENT} event without its Composition")
+        if composition.status in ("enqueued", "processing"):
+            composition = self.twilio.fetch_composition(composition.sid)
+        if composition.status in ("enqueued", "processing"):
+            raise NotFoundYet(f"composition {composition.sid} is still {composition.status}")
+        if composition.status != "completed":
+            raise PermanentError(
+                f"composition {composition.sid} is {composition.status} at Twilio: there is no "
+                "media to archive"
+            )
+        return composition
+
+    def _download(self, composition: Composition, room_sid: str, key: str, size: int) -> None:
+        what = f"media download of composition {composition.sid} room={room_sid}"
+        began = self.clock()
+        start = self.storage.staged(key)
+        try:
+            if start >= size:
+                stored: Stored = self.storage.write(key, (), start=start, size=size)
+            else:
+                url = self.twilio.composition_media_url(composition.sid)
+                with open_media(self.http, url, start=start, size=size, what=what,
+                                timeout=self.read_timeout) as media:  # fmt: skip
+                    start = media.start
+                    chunks = media.chunks(began + self.budget, self.clock)
+                    stored = self.storage.write(key, chunks, start=start, size=size)
+        except SizeMismatch:
+            self.storage.discard(key)
+            raise
+        archived_bytes(stored.size)
+        log.info("archived composition %s room=%s: %d bytes to %s in %.1fs", composition.sid,
+                 room_sid, stored.size, stored.location, self.clock() - began)  # fmt: skip
