@@ -84,11 +84,18 @@ class _CallbackSchema(Schema):
         data_key="SequenceNumber", validate=_non_negative
     )  # not the true order: Timestamp is
 
+    def _declared_keys(self) -> frozenset[str]:
+        keys: frozenset[str] | None = self.__dict__.get("_declared")
+        if keys is None:
+            keys = frozenset(field.data_key or name for name, field in self.fields.items())
+            self.__dict__["_declared"] = keys
+        return keys
+
     @pre_load
     def _drop_shadowing(self, data: Mapping[str, Any], **_: Any) -> dict[str, Any]:
         """An unknown parameter whose snake_case name is a declared field's (``timestamp``)
         must not replace the checked value; it stays in ``RoomEvent.raw`` only."""
-        declared = {field.data_key or name for name, field in self.fields.items()}
+        declared = self._declared_keys()
         return {
             key: value
             for key, value in data.items()

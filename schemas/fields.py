@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ class CaseInsensitiveEnum(fields.String):
             raise ValidationError(f"Must be one of: {', '.join(self.choices)}.") from None
 
 
+@functools.lru_cache(maxsize=1024)
 def snake_case(name: str) -> str:
     """``RecordingSid`` -> ``recording_sid``; ``OffsetFromTwilioVideoEpoch`` ->
     ``offset_from_twilio_video_epoch``; names already in snake_case are kept."""

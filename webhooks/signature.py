@@ -9,6 +9,8 @@ sent. ``request.url`` is not that URL (werkzeug decodes ``%C3%A9`` to ``é`` and
 
 from __future__ import annotations
 
+import functools
+import hmac
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
@@ -45,6 +47,11 @@ def callback_url(
     return f"{url}?{query_string}" if query_string else url
 
 
+@functools.lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
+
+
 class _MultiValued(dict[str, list[str]]):
     """Parameters as ``RequestValidator`` reads repeated ones: it calls ``getlist(name)``."""
 
@@ -72,7 +79,15 @@ def verify_signature(
     grouped = _MultiValued()
     for name, value in params:
         grouped.setdefault(name, []).append(value)
-    if any(RequestValidator(token).validate(url, grouped, signature) for token in tokens):
+    validators = [_validator(token) for token in tokens]
+    # The URL as received first: one HMAC. validate() computes the port variants too (two or
+    # three HMACs); it is only needed when this one does not match.
+    if any(
+        hmac.compare_digest(validator.compute_signature(url, grouped), signature)
+        for validator in validators
+    ):
+        return
+    if any(validator.validate(url, grouped, signature) for validator in validators):
         return
     raise SignatureError(
         f"The {SIGNATURE_HEADER} header does not match the request.",
