@@ -318,5 +318,9 @@ def test_composing_needs_the_public_base_url() -> None:
 
     settings = worker_settings(COMPOSE_ON_ROOM_READY="1", PUBLIC_BASE_URL="https://rec.example/")
     assert settings.public_base_url == "https://rec.example"
-    assert not settings.room_ready_events  # composing alone does not emit ready events
+    composing_only = worker_settings(
+        COMPOSE_ON_ROOM_READY="1", PUBLIC_BASE_URL="https://rec.example/", ROOM_READY_EVENTS="0"
+    )
+    assert not composing_only.room_ready_events  # composing without emitting ready events
+    assert worker_settings().room_ready_events  # on by default
     assert not worker_settings().compose_on_room_ready
