@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo run test test-unit test-integration chaos lint format clean
+.PHONY: help install demo run test test-unit test-integration chaos bench lint format clean
 
 help:
 	@echo "make demo              run a simulated Twilio room through the whole stack"
@@ -42,6 +42,9 @@ test-integration: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m chaos tests/chaos -s
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -35,7 +35,9 @@ class OutcomeStore:
         *,
         attempts: int,
         error: str | None = None,
+        pipe: redis.client.Pipeline | None = None,
     ) -> None:
+        """Keep the outcome; with ``pipe``, as part of the caller's pipeline (not executed)."""
         if status not in STATUSES:
             raise ValueError(f"unknown outcome {status!r}")
         field = handler if target is None else f"{handler}#{fingerprint(target)}"
@@ -48,10 +50,14 @@ class OutcomeStore:
             "at": iso8601(datetime.now(UTC)),
         }
         key = OUTCOMES_KEY.format(event_id)
-        with self.redis.pipeline(transaction=True) as pipe:
+        if pipe is not None:
             pipe.hset(key, field, json.dumps(value))
             pipe.expire(key, OUTCOMES_TTL)
-            pipe.execute()
+            return
+        with self.redis.pipeline(transaction=True) as own:
+            own.hset(key, field, json.dumps(value))
+            own.expire(key, OUTCOMES_TTL)
+            own.execute()
 
     def for_event(self, event_id: str) -> list[dict[str, Any]]:
         """Every handler's latest outcome for ``event_id``, sorted by handler and target."""

@@ -143,13 +143,20 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
     budget = task_time_limit(rt.settings.visibility_timeout) / 3
     started = time.monotonic()
     deferred: list[tuple[str, str | None, int]] = []
-    for name, handler in rt.handlers.items():
-        for index, target in enumerate(handler.targets()):
-            inline = getattr(handler, "inline", True)
-            if inline and time.monotonic() - started < budget:
-                attempt_handler(app, rt, name, target, index, event, body, attempt=0)
-            else:
-                deferred.append((name, target, index))
+    runs = [
+        (name, handler, target, index)
+        for name, handler in rt.handlers.items()
+        for index, target in enumerate(handler.targets())
+    ]
+    # Which already took effect (a redelivered task): one round trip for all of them.
+    done = rt.redis.mget([done_key(event.id, name, target) for name, _, target, _ in runs])
+    for (name, handler, target, index), was_done in zip(runs, done, strict=True):
+        if was_done:
+            log.info("%s already took effect for %s; not run again", name, event.id)
+        elif getattr(handler, "inline", True) and time.monotonic() - started < budget:
+            attempt_handler(app, rt, name, target, index, event, body, attempt=0, checked=True)
+        else:
+            deferred.append((name, target, index))
     if deferred:
         with app.producer_or_acquire() as producer:
             for name, target, index in deferred:
@@ -167,11 +174,12 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
 
 def attempt_handler(
     app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
-    body: dict[str, Any], *, attempt: int,
+    body: dict[str, Any], *, attempt: int, checked: bool = False,
 ) -> None:  # fmt: skip
-    """One attempt of one handler at one target: done, gone, dead-lettered or scheduled again."""
+    """One attempt of one handler at one target: done, gone, dead-lettered or scheduled again.
+    ``checked``: the caller already found it not done."""
     key = done_key(event.id, name, target)
-    if rt.redis.exists(key):
+    if not checked and rt.redis.exists(key):
         log.info("%s already took effect for %s; not run again", name, event.id)
         return
     with metrics.handler_run(name) as run:
@@ -192,8 +200,7 @@ def _attempt(
         handler(event, target)
     except TargetGone as exc:
         log.warning("%s: not retried", exc)
-        rt.redis.set(key, 1, ex=DONE_TTL)
-        rt.outcomes.record(event.id, name, target, "gone", attempts=attempt + 1)
+        _mark_done(rt, key, event.id, name, target, "gone", attempt + 1)
         return "gone"
     except PermanentError as exc:
         give_up(
@@ -231,9 +238,19 @@ def _attempt(
         )  # fmt: skip
         metrics.retry_scheduled(stage)
         return "retrying"
-    rt.redis.set(key, 1, ex=DONE_TTL)
-    rt.outcomes.record(event.id, name, target, "succeeded", attempts=attempt + 1)
+    _mark_done(rt, key, event.id, name, target, "succeeded", attempt + 1)
     return "succeeded"
+
+
+def _mark_done(
+    rt: Runtime, key: str, event_id: str, name: str, target: str | None, outcome: str,
+    attempts: int,
+) -> None:  # fmt: skip
+    """The done mark and the outcome, in one round trip, as soon as the effect happened."""
+    with rt.redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, 1, ex=DONE_TTL)
+        rt.outcomes.record(event_id, name, target, outcome, attempts=attempts, pipe=pipe)
+        pipe.execute()
 
 
 @shared_task(name=RUN_HANDLER_TASK, bind=True, max_retries=None)

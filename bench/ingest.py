@@ -1,0 +1,182 @@
+"""1. Ingest: signed ``recording-completed`` callbacks per second accepted by the real endpoint
+(signature, schema, de-duplication, durable enqueue), against a bare Flask view answering 204.
+
+Both are served by the same gunicorn command line (:func:`bench.procs.gunicorn_args`: 2 sync
+workers, one after the other on the same port) and loaded by ``wrk`` from its own process,
+with pre-signed callbacks that each name a distinct recording (the de-duplication never
+short-circuits). Rounds alternate which one goes first; each run is preceded by a short
+warm-up. Before every real run Redis is emptied, so the queue starts empty and every
+callback is new; afterwards the queue must hold one message per accepted callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import callbacks
+from bench.env import BenchEnv
+from bench.procs import GUNICORN_WORKERS, start_gunicorn
+from bench.stats import at_least, at_most, median, paired_ratio, ratio, rounded, shown
+from bench.tools import ensure
+from devtools.redis_server import free_port
+from workers.celery_app import EVENTS_QUEUE
+
+log = logging.getLogger(__name__)
+
+LUA = Path(__file__).with_name("wrk_callbacks.lua")
+APPS = {"bare": "bench.bare_app:create_app()", "real": "webhooks:create_app()"}
+
+
+def write_requests(env: BenchEnv, count: int) -> Path:
+    """``count`` signed callbacks, one per line, for the wrk script."""
+    path = env.path("ingest-requests.txt")
+    with path.open("w") as out:
+        for signed in callbacks.signed_callbacks(callbacks.recordings(env.rng, count)):
+            out.write(f"{signed.signature} {signed.body}\n")
+    return path
+
+
+@dataclass(frozen=True)
+class WrkOptions:
+    threads: int = 1
+    connections: int = 8
+    seconds: float = 10
+    warmup: float = 2
+
+    def describe(self) -> str:
+        return (f"wrk -t{self.threads} -c{self.connections} -d{self.seconds:g}s --latency, "
+                f"after a {self.warmup:g}s warm-up")  # fmt: skip
+
+
+def run_wrk(
+    wrk: str, url: str, requests: Path, options: WrkOptions, seconds: float
+) -> dict[str, Any]:
+    command = [
+        wrk, f"-t{options.threads}", f"-c{options.connections}", f"-d{seconds:g}s", "--latency",
+        "-s", str(LUA), url, "--", str(requests), str(options.threads),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    for line in result.stdout.splitlines():
+        if line.startswith("BENCH-JSON "):
+            figures: dict[str, Any] = json.loads(line.removeprefix("BENCH-JSON "))
+            figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+            return figures
+    raise RuntimeError(f"wrk printed no figures (rc {result.returncode}):\n{result.stderr[-2000:]}")
+
+
+def one_run(env: BenchEnv, wrk: str, name: str, requests: Path, options: WrkOptions,
+            *, last: bool) -> dict[str, Any]:  # fmt: skip
+    port = free_port()
+    log_path = env.path(f"logs/ingest-{name}-{port}.log")
+    web = start_gunicorn(APPS[name], port, env.web_config(), log_path)
+    try:
+        url = f"http://127.0.0.1:{port}{callbacks.CALLBACK_PATH}"
+        if options.warmup:
+            run_wrk(wrk, url, requests, options, options.warmup)
+        env.flush()  # the warm-up's callbacks are forgotten: every measured one is new
+        figures = run_wrk(wrk, url, requests, options, options.seconds)
+        if name == "real":
+            with env.client() as client:
+                figures["queued"] = client.llen(EVENTS_QUEUE)
+            accepted = figures["requests"] - figures["status_errors"]
+            # wrk counts requests completed; one cut off at the end may still have been queued.
+            figures["all_accepted_were_queued"] = figures["queued"] >= accepted
+            check_real_run(figures)
+            if last:
+                env.sample_memory("gunicorn", web, "ingest")
+            env.flush()  # keep Redis' memory flat between rounds
+    finally:
+        web.stop()
+    log.info("ingest %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms", name, figures["rps"],
+             figures["p50_us"] / 1000, figures["p99_us"] / 1000)  # fmt: skip
+    return {"app": name, **figures}
+
+
+def check_real_run(figures: dict[str, Any]) -> None:
+    """Every callback sent is valid and new: a refused or unqueued one means the figures
+    measure something else than ingest (a signature mismatch answers 403 fast)."""
+    if figures["status_errors"] > figures["requests"] / 1000:
+        raise RuntimeError(
+            f"the real endpoint refused {figures['status_errors']} of {figures['requests']} "
+            "callbacks (see its log with --keep)"
+        )
+    if not figures["all_accepted_were_queued"]:
+        raise RuntimeError(
+            f"{figures['queued']} messages queued for {figures['requests']} callbacks accepted"
+        )
+
+
+def run(env: BenchEnv, *, rounds: int = 3, options: WrkOptions | None = None,
+        requests: int = 60_000) -> dict[str, Any]:  # fmt: skip
+    options = options or WrkOptions()
+    wrk = ensure("wrk")
+    signed = write_requests(env, requests)
+    runs: list[dict[str, Any]] = []
+    for number in range(rounds):
+        order = ("bare", "real") if number % 2 == 0 else ("real", "bare")
+        for name in order:
+            figures = one_run(env, wrk, name, signed, options, last=number == rounds - 1)
+            runs.append({"round": number + 1, **figures})
+    return summarise(runs, options, requests)
+
+
+def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) -> dict[str, Any]:
+    def med(app: str, key: str, scale: float = 1.0) -> float | None:
+        value = median(run[key] for run in runs if run["app"] == app)
+        return None if value is None else value / scale
+
+    bare_rps, real_rps = med("bare", "rps"), med("real", "rps")
+    bare_p99, real_p99 = med("bare", "p99_us", 1000), med("real", "p99_us", 1000)
+    rate_ratio, rate_ratios = paired_ratio(runs, field="app", subject="real", value="rps")
+    p99_ratio, p99_ratios = paired_ratio(runs, field="app", subject="real", value="p99_us")
+    return {
+        "method": {
+            "gunicorn": f"--workers {GUNICORN_WORKERS} --worker-class sync, same flags for both",
+            "wrk": options.describe(),
+            "distinct_signed_callbacks": requests,
+            "redis": "private redis-server, appendonly yes, appendfsync everysec",
+            "log_level": "INFO",
+        },
+        "figures": {
+            "bare_rps": rounded(bare_rps, 1),
+            "real_rps": rounded(real_rps, 1),
+            "bare_p50_ms": rounded(med("bare", "p50_us", 1000)),
+            "real_p50_ms": rounded(med("real", "p50_us", 1000)),
+            "bare_p99_ms": rounded(bare_p99),
+            "real_p99_ms": rounded(real_p99),
+            "rate_ratio": rounded(rate_ratio),
+            "p99_ratio": rounded(p99_ratio),
+            "rate_ratios_per_round": rate_ratios,
+            "p99_ratios_per_round": p99_ratios,
+            "rate_ratio_of_medians": rounded(ratio(real_rps, bare_rps)),
+            "p99_ratio_of_medians": rounded(ratio(real_p99, bare_p99)),
+            "real_errors": sum(run["status_errors"] for run in runs if run["app"] == "real"),
+            "all_accepted_were_queued": all(
+                run.get("all_accepted_were_queued", True) for run in runs
+            ),
+        },
+        "targets": [
+            at_least(
+                "req/s vs bare Flask",
+                rate_ratio,
+                0.6,
+                "x",
+                baseline=f"bare Flask {shown(bare_rps)} req/s",
+                subject=f"real endpoint {shown(real_rps)} req/s",
+            ),
+            at_most(
+                "p99 vs bare Flask",
+                p99_ratio,
+                2.0,
+                "x",
+                baseline=f"bare p99 {shown(bare_p99, '.2f')} ms",
+                subject=f"real p99 {shown(real_p99, '.2f')} ms",
+            ),
+        ],
+        "runs": runs,
+    }
