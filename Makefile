@@ -12,6 +12,7 @@ help:
 	@echo "make run               start web (gunicorn) and a worker for real Twilio, from .env"
 	@echo "make lint              ruff, ruff format --check, mypy"
 	@echo "make chaos             the real stack under injected faults (part of make test too)"
+	@echo "make bench             the benchmarks of BENCHMARKS.md (about ten minutes)"
 	@echo "make test-unit | test-integration"
 
 $(BIN)/python:
