@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
@@ -32,13 +32,9 @@ from schemas.settings import WebSettings
 from webhooks.errors import WebError
 from webhooks.extension import roomrec
 from workers.outcomes import OutcomeStore
-from workers.store import (
-    Position,
-    RecordingFilters,
-    SchemaNotReady,
-    Store,
-    StoreUnavailable,
-)
+
+if TYPE_CHECKING:  # SQLAlchemy loads only when the API is used: the web stays lean
+    from workers.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +98,7 @@ class ApiState:
     """The API's collaborators, built on first use: creating the app connects nothing."""
 
     settings: WebSettings
-    store_factory: Callable[[str], Store] = Store.open
+    store_factory: Callable[[str], Store] | None = None
     _store: Store | None = None
     _redis: redis.Redis | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -111,7 +107,12 @@ class ApiState:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = self.store_factory(self.settings.database_url)
+                factory = self.store_factory
+                if factory is None:
+                    from workers.store import Store
+
+                    factory = Store.open
+                self._store = factory(self.settings.database_url)
             return self._store
 
     @property
@@ -165,6 +166,8 @@ def list_recordings() -> Response:
         raise InvalidFilter(
             f"Invalid filters: {', '.join(sorted(errors))}.", errors=errors
         ) from None
+    from workers.store import Position, RecordingFilters
+
     filters = RecordingFilters(
         room_sid=loaded["room"], status=loaded["status"], type=loaded["type"],
         created_after=loaded["date_created_after"], created_before=loaded["date_created_before"],
@@ -209,6 +212,8 @@ def get_recording(sid: str) -> Response:
 
 def _available(call: Callable[[], T]) -> T:
     """``call()``, with the store's and Redis's failures answered as 503."""
+    from workers.store import SchemaNotReady, StoreUnavailable
+
     try:
         return call()
     except SchemaNotReady as exc:

@@ -8,9 +8,6 @@ import click
 from flask.cli import AppGroup
 
 from webhooks.extension import roomrec
-from workers.store.engine import make_engine, shown
-from workers.store.errors import StoreRefused, StoreUnavailable
-from workers.store.migrate import current_revision, head_revision, upgrade
 
 db = AppGroup("db", help="The store's database (DATABASE_URL).")
 
@@ -19,6 +16,11 @@ db = AppGroup("db", help="The store's database (DATABASE_URL).")
 @click.option("--revision", default="head", show_default=True, help="Alembic revision.")
 def upgrade_command(revision: str) -> None:
     """Apply the migrations (Alembic) up to REVISION."""
+    # SQLAlchemy and Alembic load here, not in every web process that imports the CLI.
+    from workers.store.engine import make_engine, shown
+    from workers.store.errors import StoreRefused, StoreUnavailable
+    from workers.store.migrate import current_revision, upgrade
+
     engine = make_engine(roomrec().settings.database_url)
     try:
         before = current_revision(engine)
@@ -38,6 +40,10 @@ def upgrade_command(revision: str) -> None:
 @db.command("current")
 def current_command() -> None:
     """Show the database's revision and the one this code needs."""
+    from workers.store.engine import make_engine, shown
+    from workers.store.errors import StoreUnavailable
+    from workers.store.migrate import current_revision, head_revision
+
     engine = make_engine(roomrec().settings.database_url)
     try:
         current = current_revision(engine)
