@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 
-from bench.stats import children, pss_mib, rss_mib
-from devtools.processes import BIN, REPO, ManagedProcess
+from bench.stats import pss_mib, rss_mib
+from devtools.processes import BIN, REPO, ManagedProcess, children
 
 GUNICORN_WORKERS = 2
 

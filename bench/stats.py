@@ -114,19 +114,6 @@ def status_kb(pid: int, field: str) -> int | None:
     return None
 
 
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return sorted(found)
-
-
 def rss_mib(pid: int) -> float | None:
     kb = status_kb(pid, "VmRSS")
     return None if kb is None else kb / 1024

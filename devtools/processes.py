@@ -37,7 +37,7 @@ def children(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
-    return found
+    return sorted(found)
 
 
 class ManagedProcess:

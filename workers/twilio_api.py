@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -196,17 +196,22 @@ class TwilioVideo:
         return _redirect_location(response, what)
 
 
-def load_recording(text: str, what: str) -> RoomRecording:
-    """Parse and validate a RoomRecording; anything malformed is permanent."""
+def _load_resource(text: str, what: str, schema: Schema, kind: str) -> Any:
+    """Parse and validate a resource's JSON with ``schema``; anything malformed is permanent."""
     try:
         body = json.loads(text)
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
-        recording: RoomRecording = _recording_schema.load(body)
+        return schema.load(body)
     except ValidationError as exc:
-        raise PermanentError(f"invalid RoomRecording from {what}: {exc.messages}") from exc
+        raise PermanentError(f"invalid {kind} from {what}: {exc.messages}") from exc
     except (ValueError, RecursionError) as exc:
         raise PermanentError(f"unreadable JSON from {what}: {type(exc).__name__}") from exc
+
+
+def load_recording(text: str, what: str) -> RoomRecording:
+    """Parse and validate a RoomRecording; anything malformed is permanent."""
+    recording: RoomRecording = _load_resource(text, what, _recording_schema, "RoomRecording")
     return recording
 
 
@@ -218,15 +223,7 @@ _composition_schema = CompositionSchema()
 
 def load_composition(text: str, what: str) -> Composition:
     """Parse and validate a Composition; anything malformed is permanent."""
-    try:
-        body = json.loads(text)
-        if not isinstance(body, dict):
-            raise ValueError("not a JSON object")
-        composition: Composition = _composition_schema.load(body)
-    except ValidationError as exc:
-        raise PermanentError(f"invalid Composition from {what}: {exc.messages}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise PermanentError(f"unreadable JSON from {what}: {type(exc).__name__}") from exc
+    composition: Composition = _load_resource(text, what, _composition_schema, "Composition")
     return composition
 
 
