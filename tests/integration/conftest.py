@@ -17,6 +17,8 @@ from devtools.processes import ManagedProcess, celery_worker, gunicorn_web
 from devtools.receiver import ForwardTarget
 from devtools.redis_server import RedisServer, free_port
 from emulator.process import EmulatorProcess
+from tests.support import rabbitmq
+from tests.support.deploy import stop_all
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 FORWARD_SECRET = "whsec_" + base64.b64encode(b"roomrec-integration-tests-key-32b").decode()
@@ -33,6 +35,32 @@ def wait_for(condition: Callable[[], T], timeout: float = 30, message: str = "")
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s: {message}")
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_vhost() -> Iterator[str]:
+    """A private vhost on the local RabbitMQ for this module; skips when none answers."""
+    yield from rabbitmq.vhost_or_skip()
+
+
+@pytest.fixture
+def amqp_url(rabbitmq_vhost: str) -> str:
+    rabbitmq.purge(rabbitmq_vhost)
+    return rabbitmq_vhost
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The test runs once with each broker."""
+    return redis_url if request.param == "redis" else str(request.getfixturevalue("amqp_url"))
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ManagedProcess]]:
+    """Processes to stop after the test: all signalled at once (a worker takes seconds)."""
+    started: list[ManagedProcess] = []
+    yield started
+    stop_all(started)
 
 
 @pytest.fixture(scope="session")

@@ -10,49 +10,23 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 
 from devtools.processes import BIN, REPO, ManagedProcess, celery_worker, gunicorn_web
 from devtools.redis_server import free_port
 from tests.integration.conftest import wait_for
-from tests.support import compose, rabbitmq
+from tests.support import compose
 from tests.support.deploy import (
     done_per_event,
     done_per_worker,
     post_room_events,
-    stop_all,
     web_config,
     worker_config,
 )
-
-
-@pytest.fixture(scope="module")
-def rabbitmq_vhost() -> Iterator[str]:
-    yield from rabbitmq.vhost_or_skip()
-
-
-@pytest.fixture
-def amqp_url(rabbitmq_vhost: str) -> str:
-    rabbitmq.purge(rabbitmq_vhost)
-    return rabbitmq_vhost
-
-
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
-    return redis_url if request.param == "redis" else str(request.getfixturevalue("amqp_url"))
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ManagedProcess]]:
-    """Processes to stop after the test: all signalled at once (a worker takes seconds)."""
-    started: list[ManagedProcess] = []
-    yield started
-    stop_all(started)
 
 
 def _env(config: Mapping[str, str]) -> dict[str, str]:

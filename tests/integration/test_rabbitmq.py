@@ -8,10 +8,8 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 
@@ -38,24 +36,6 @@ from workers.enqueue import event_id
 from workers.rooms import ready_event_id
 
 SPOOLED = "X-Roomrec-Spooled"
-
-
-@pytest.fixture(scope="module")
-def rabbitmq_vhost() -> Iterator[str]:
-    yield from rabbitmq.vhost_or_skip()
-
-
-@pytest.fixture
-def amqp_url(rabbitmq_vhost: str) -> str:
-    rabbitmq.purge(rabbitmq_vhost)
-    return rabbitmq_vhost
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ManagedProcess]]:
-    started: list[ManagedProcess] = []
-    yield started
-    stop_all(started)
 
 
 def start_web(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import socket
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,13 +16,11 @@ import redis
 from devtools.processes import ManagedProcess, celery_worker, gunicorn_web
 from devtools.redis_server import free_port
 from tests.integration.conftest import wait_for
-from tests.support import rabbitmq
 from tests.support.deploy import (
     done_per_event,
     entries,
     post_room_events,
     started_per_event,
-    stop_all,
     web_config,
     worker_config,
 )
@@ -32,29 +29,6 @@ from tests.support.queues import task_messages
 from tests.support.twilio import room_params, sign
 from workers.celery_app import EVENTS_QUEUE
 from workers.enqueue import event_id
-
-
-@pytest.fixture(scope="module")
-def rabbitmq_vhost() -> Iterator[str]:
-    yield from rabbitmq.vhost_or_skip()
-
-
-@pytest.fixture
-def amqp_url(rabbitmq_vhost: str) -> str:
-    rabbitmq.purge(rabbitmq_vhost)
-    return rabbitmq_vhost
-
-
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
-    return redis_url if request.param == "redis" else str(request.getfixturevalue("amqp_url"))
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ManagedProcess]]:
-    started: list[ManagedProcess] = []
-    yield started
-    stop_all(started)
 
 
 def accepted(server_port: int, client_port: int) -> bool:
