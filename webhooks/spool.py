@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,10 +25,32 @@ log = logging.getLogger(__name__)
 
 _messages = EventMessageSchema()
 BUSY_TIMEOUT = 1.0  # longest an append waits for another process's write lock
+SETUP_TIMEOUT = 10.0  # longest opening a new spool waits for processes opening it at once
 
 
 class SpoolError(QueueUnavailable):
     """The spool could not store the event (disk full, read-only, corrupt)."""
+
+
+def _set_up(connection: sqlite3.Connection) -> None:
+    """WAL mode (kept in the file once set), fsync on commit, the table. gunicorn's workers
+    open a new spool at the same moment; switching the journal mode needs a lock SQLite's busy
+    timeout does not wait for, so a locked first-time setup is tried again for a while."""
+    deadline = time.monotonic() + SETUP_TIMEOUT
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS spool ("
+                "seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, message TEXT NOT NULL)"
+            )
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class Spool:
@@ -41,12 +64,7 @@ class Spool:
         if connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS spool ("
-                "seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, message TEXT NOT NULL)"
-            )
+            _set_up(connection)
             self._local.connection = connection
         return connection
 
