@@ -115,17 +115,7 @@ class TwilioVideo:
         ``Location`` and ``{"redirect_to": …}``. The URL is a secret: never log it."""
         what = f"media of recording {recording_sid}"
         path = f"/v1/Rooms/{room_sid}/Recordings/{recording_sid}/Media"
-        response = self.request("GET", path, what)
-        location = (response.headers or {}).get("Location")
-        if not location:
-            try:
-                body = json.loads(response.text)
-                location = body.get("redirect_to") if isinstance(body, dict) else None
-            except ValueError:
-                location = None
-        if not isinstance(location, str) or not location:
-            raise PermanentError(f"Twilio answered {response.status_code} to {what} without a URL")
-        return location
+        return _redirect_location(self.request("GET", path, what), what)
 
     def delete_recording(self, room_sid: str, recording_sid: str) -> bool:
         """``DELETE`` the recording (its media; Twilio keeps the metadata 30 days). False when
