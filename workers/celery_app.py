@@ -12,6 +12,7 @@ HANDLERS_QUEUE = "roomrec.handlers"
 PROCESS_EVENT_TASK = "roomrec.process_event"
 RUN_HANDLER_TASK = "roomrec.run_handler"
 RECONCILE_TASK = "roomrec.reconcile"  # on the default (events) queue
+FETCH_STAGE = "fetch"  # the stage of a dead letter whose process_event gave up
 
 # How often kombu looks for messages whose worker vanished (with throttle 1, every sweep
 # scans): a lost worker's tasks are back in the queue within visibility timeout + this.

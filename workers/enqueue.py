@@ -116,7 +116,7 @@ class Enqueuer:
                 queue=EVENTS_QUEUE,
             )  # fmt: skip
             try:
-                return self.atomic(EVENTS_QUEUE, body, keys, self.dedup_ttl)
+                return self.atomic(EVENTS_QUEUE, body, keys, self.dedup_ttl, task_id=message.id)
             except redis.RedisError as exc:
                 raise BrokerUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
         return self._enqueue_in_two_steps(message, keys)

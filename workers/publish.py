@@ -11,6 +11,9 @@ serialised as kombu's Redis transport does, and pushed by a Lua script in the sa
   queue by any worker's pump, instead of being parked unacknowledged in a worker as Celery's
   ``countdown`` does (which counts against the visibility timeout and duplicates on expiry).
 
+Each of these also records the message in the in-flight ledger (:mod:`workers.inflight`) in
+the same script, so a message the broker loses in transit is found and published again.
+
 Workers consume these messages like any other: they are ordinary Celery protocol 2 messages.
 Only valid when the broker is the same Redis database as ``REDIS_URL``.
 """
@@ -28,6 +31,8 @@ from celery import Celery
 from kombu.utils.json import dumps as kombu_dumps
 
 DELAYED_KEY = "roomrec:delayed:{}"  # sorted set per queue: message JSON by due time
+INFLIGHT_KEY = "roomrec:inflight"  # hash: task id -> its latest message
+INFLIGHT_DUE_KEY = "roomrec:inflight:due"  # sorted set: task id by when it is due to run
 
 
 def build_message(
@@ -55,25 +60,43 @@ def build_message(
 
 
 _ENQUEUE_ONCE = """
-for i = 2, #KEYS do
+for i = 4, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
-for i = 2, #KEYS do
+for i = 4, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
 end
 redis.call('LPUSH', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])  -- the in-flight ledger
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 return 1
 """
 
 
 class AtomicEnqueue:
-    """LPUSH a message unless any of its de-duplication keys exists; set them all with it."""
+    """LPUSH a message unless any of its de-duplication keys exists; set them all with it, and
+    record it in the in-flight ledger."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.script = client.register_script(_ENQUEUE_ONCE)
 
-    def __call__(self, queue: str, message: str, dedup_keys: list[str], ttl: int) -> bool:
-        return bool(self.script(keys=[queue, *dedup_keys], args=[ttl, message]))
+    def __call__(
+        self, queue: str, message: str, dedup_keys: list[str], ttl: int, *, task_id: str
+    ) -> bool:
+        keys = [queue, INFLIGHT_KEY, INFLIGHT_DUE_KEY, *dedup_keys]
+        return bool(self.script(keys=keys, args=[ttl, message, task_id, time.time()]))
+
+
+_PUBLISH = """
+if tonumber(ARGV[3]) > tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+else
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])  -- the in-flight ledger
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+return 1
+"""
 
 
 _MOVE_DUE = """
@@ -98,9 +121,14 @@ class DelayedQueue:
         self.redis = client
         self.queues = queues
         self.mover = client.register_script(_MOVE_DUE)
+        self.publisher = client.register_script(_PUBLISH)
 
-    def add(self, queue: str, message: str, delay: float) -> None:
-        self.redis.zadd(DELAYED_KEY.format(queue), {message: time.time() + delay})
+    def add(self, queue: str, message: str, delay: float, *, task_id: str) -> None:
+        """Publish ``message`` (task ``task_id``) to ``queue`` after ``delay`` seconds, at once
+        when ``delay`` is 0; either way recorded in the in-flight ledger."""
+        now = time.time()
+        keys = [DELAYED_KEY.format(queue), queue, INFLIGHT_KEY, INFLIGHT_DUE_KEY]
+        self.publisher(keys=keys, args=[message, task_id, now + max(delay, 0.0), now])
 
     def move_due(self, *, now: float | None = None, batch: int = 500) -> int:
         keys: list[str] = []

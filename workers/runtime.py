@@ -17,11 +17,20 @@ from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
 from workers.deadletter import DeadLetterStore
 from workers.enqueue import same_redis
 from workers.handlers import Handler, HandlerContext, load_handlers
+from workers.inflight import InFlight
 from workers.outcomes import OutcomeStore
 from workers.publish import DelayedQueue
 from workers.twilio_api import TwilioVideo
 
 DONE_TTL = 7 * 24 * 3600
+QUEUES = (EVENTS_QUEUE, HANDLERS_QUEUE)
+
+
+def inflight_grace(settings: WorkerSettings) -> float:
+    """How long past due a task message may be unaccounted for before it counts as lost. It
+    only has to cover the moments a message is in nobody's hands (between kombu's BRPOP and
+    its ``unacked`` write), so a third of the visibility timeout is plenty."""
+    return max(5.0, settings.visibility_timeout / 3)
 
 
 @dataclass
@@ -33,6 +42,7 @@ class Runtime:
     dead_letters: DeadLetterStore
     outcomes: OutcomeStore
     delayed: DelayedQueue | None  # None when the broker is not the Redis of REDIS_URL
+    inflight: InFlight | None  # likewise
 
     @classmethod
     def build(cls, settings: WorkerSettings) -> Runtime:
@@ -42,6 +52,7 @@ class Runtime:
         )  # fmt: skip
         http = requests.Session()
         context = HandlerContext(settings=settings, redis=client, http=http)
+        on_redis = same_redis(settings.broker_url, settings.redis_url)
         return cls(
             settings=settings,
             redis=client,
@@ -49,11 +60,8 @@ class Runtime:
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
             outcomes=OutcomeStore(client),
-            delayed=(
-                DelayedQueue(client, (EVENTS_QUEUE, HANDLERS_QUEUE))
-                if same_redis(settings.broker_url, settings.redis_url)
-                else None
-            ),
+            delayed=DelayedQueue(client, QUEUES) if on_redis else None,
+            inflight=InFlight(client, QUEUES, grace=inflight_grace(settings)) if on_redis else None,
         )
 
 

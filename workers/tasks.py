@@ -19,13 +19,15 @@ import logging
 import time
 from typing import Any
 
-from celery import Celery, Task, shared_task
+from celery import Celery, Task, current_task, shared_task, states
+from celery.signals import task_postrun
 from marshmallow import ValidationError
 
 from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
 from workers import metrics, rooms
 from workers.celery_app import (
     EVENTS_QUEUE,
+    FETCH_STAGE,
     HANDLERS_QUEUE,
     PROCESS_EVENT_TASK,
     RUN_HANDLER_TASK,
@@ -38,10 +40,10 @@ from workers.runtime import DONE_TTL, Runtime, runtime
 from workers.urls import fingerprint, target_label
 
 log = logging.getLogger(__name__)
+LEDGERED_PREFIX = "roomrec."  # tasks whose messages are published through the ledger
 
 _event_messages = EventMessageSchema()
 _handler_events = HandlerEventSchema()
-FETCH_STAGE = "fetch"
 
 
 def done_key(event_id: str, handler: str, target: str | None) -> str:
@@ -62,12 +64,31 @@ def schedule(
     Celery's own countdown is used."""
     if rt.delayed is None:
         app.send_task(
-            task_name, args=args, task_id=task_id, countdown=delay, retries=retries,
+            task_name, args=args, task_id=task_id, countdown=delay or None, retries=retries,
             argsrepr=task_id,  # task views (Flower) show this: no target URL, no payload
         )  # fmt: skip
         return
     message = build_message(app, task_name, args, task_id=task_id, queue=queue, retries=retries)
-    rt.delayed.add(queue, message, delay)
+    rt.delayed.add(queue, message, delay, task_id=task_id)
+    if current_task and current_task.request.id == task_id:  # this task's own next attempt
+        current_task.request.roomrec_rescheduled = True
+
+
+@task_postrun.connect
+def _attempt_ended(
+    sender: Task | None = None, task_id: str | None = None, state: str | None = None,
+    **_: Any,
+) -> None:  # fmt: skip
+    """A task of this service returned: unless it scheduled its own next attempt (under the
+    same id, which replaced the entry), its message leaves the in-flight ledger
+    (:mod:`workers.inflight`). One that raised keeps its entry, to be published again."""
+    if sender is None or task_id is None or not sender.name.startswith(LEDGERED_PREFIX):
+        return
+    if state != states.SUCCESS or getattr(sender.request, "roomrec_rescheduled", False):
+        return
+    rt = runtime(sender.app)
+    if rt.inflight is not None:
+        rt.inflight.done(task_id)
 
 
 def give_up(
@@ -157,14 +178,12 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
             attempt_handler(app, rt, name, target, index, event, body, attempt=0, checked=True)
         else:
             deferred.append((name, target, index))
-    if deferred:
-        with app.producer_or_acquire() as producer:
-            for name, target, index in deferred:
-                task_id = handler_task_id(event.id, name, index)
-                app.send_task(
-                    RUN_HANDLER_TASK, args=[name, target, body], task_id=task_id,
-                    producer=producer, argsrepr=task_id,  # no target URL in task views
-                )  # fmt: skip
+    for name, target, index in deferred:
+        schedule(
+            app, rt, RUN_HANDLER_TASK, [name, target, body],
+            task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE, retries=0,
+            delay=0,
+        )  # fmt: skip
     log.info(
         "processed %s %s room=%s recording=%s (%d handler(s), %d queued apart)",
         event.event.event, event.id, event.event.room_sid, event.event.recording_sid or "-",

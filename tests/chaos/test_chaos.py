@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -31,6 +32,7 @@ from tests.integration.conftest import wait_for
 from tests.support.report import counter
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 from workers.enqueue import event_id
+from workers.publish import INFLIGHT_KEY
 from workers.rooms import ready_event_id
 
 pytestmark = pytest.mark.chaos
@@ -126,6 +128,8 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
 
         wait_for(lambda: delivered() >= expected, 600, f"{len(expected)} events forwarded")
         wait_for(lambda: stack.redis.xlen(STREAM_KEY) >= len(expected), 120, "stream entries")
+        # Every attempt ended: nothing left for the in-flight ledger to publish again.
+        wait_for(lambda: stack.redis.hlen(INFLIGHT_KEY) == 0, 120, "an empty in-flight ledger")
         time.sleep(5)  # long enough for a late duplicate to show
     finally:
         killer.stopping.set()
@@ -142,11 +146,15 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
         1 for a in forward_target.attempts if a.status >= 300
     )
     letters = stack.dead_letters()
+    republished = sum(
+        int(n) for n in re.findall(r"published (\d+) task message\(s\) again", stack.logs())
+    )
     REPORT.update({
         "sent": len(callbacks), "accepted": accepted, "events": len(expected),
         "processed": len(set(deliveries) & expected), "retried": retried,
         "dead-lettered": len(letters), "lost": lost, "duplicated": duplicated_effects,
         "redelivered with the same webhook-id": absorbed, "pool kills": killer.kills,
+        "published again by the in-flight ledger": republished,
     })  # fmt: skip
     print(f"\nchaos: {dict(REPORT)}")
 

@@ -15,9 +15,9 @@ from devtools.redis_server import RedisServer
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import completed_recording, post
 from tests.support.twilio import room_params
-from workers.celery_app import HANDLERS_QUEUE, RESTORE_INTERVAL
+from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE, RESTORE_INTERVAL
 from workers.enqueue import event_id
-from workers.publish import DELAYED_KEY
+from workers.publish import DELAYED_KEY, INFLIGHT_KEY
 from workers.retry import BASE_DELAY
 
 SLOW = {"HANDLERS": "tests.support.handlers:slow_effect", "SLOW_HANDLER_SECONDS": "3"}
@@ -45,9 +45,11 @@ def test_retries_wait_in_redis_not_unacknowledged_in_a_worker(start_stack, twili
     due = stack.redis.zrange(delayed, 0, -1, withscores=True)[0][1]
     assert due - time.time() > 2  # Retry-After: 4 honoured
 
+    assert stack.redis.hlen(INFLIGHT_KEY) == 1  # the retry's message, until it ran
     wait_for(lambda: forward_target.deliveries, 30, "the retried delivery")
     assert [a.status for a in forward_target.attempts] == [429, 200]
     assert stack.redis.zcard(delayed) == 0
+    wait_for(lambda: stack.redis.hlen(INFLIGHT_KEY) == 0, 10, "an empty in-flight ledger")
 
 
 def test_a_killed_pool_process_has_its_task_run_again(start_stack, twilio):
@@ -82,6 +84,30 @@ def test_a_lost_worker_host_has_its_tasks_resumed_by_another(start_stack, twilio
     assert resumed_after < visibility + RESTORE_INTERVAL + 3 + 15
     time.sleep(4)
     assert effects(stack, params) == 1
+
+
+def test_a_message_the_broker_lost_is_published_again(start_stack, forward_target, tmp_path):
+    """A message taken off its queue and then lost (a worker killed between kombu's BRPOP and
+    its ``unacked`` write, a reply lost as Redis shut down) is found by the in-flight ledger."""
+    stack = start_stack(VISIBILITY_TIMEOUT="30")  # grace 10 s, a sweep every 5 s
+    stack.worker.stop()  # nobody consumes while the message is lost
+    lost, kept = room_params(), room_params()
+    assert post(stack.callback_url, lost).status_code == 204
+    stolen = stack.redis.rpop(EVENTS_QUEUE)  # the oldest: ``lost``'s message, gone for good
+    assert stolen is not None and event_id(lost) in stolen
+    assert post(stack.callback_url, kept).status_code == 204
+    assert stack.redis.hlen(INFLIGHT_KEY) == 2
+
+    other = celery_worker(stack.worker_config, tmp_path / "other-worker.log")
+    stack.processes.append(other)
+    expected = {event_id(lost), event_id(kept)}
+    wait_for(lambda: {d.webhook_id for d in forward_target.deliveries} == expected, 60,
+             "the lost event published again and delivered")  # fmt: skip
+    # Every attempt that ended leaves the ledger: nothing is published a second time.
+    wait_for(lambda: stack.redis.hlen(INFLIGHT_KEY) == 0, 10, "an empty in-flight ledger")
+    time.sleep(6)  # one more sweep
+    assert sorted(d.webhook_id for d in forward_target.deliveries) == sorted(expected)
+    assert "published 1 task message(s) again" in other.log()
 
 
 def test_the_default_timing_resumes_a_lost_host_within_two_minutes():
