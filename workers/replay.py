@@ -2,8 +2,10 @@
 
 A dead letter's ``stage`` says what to queue: ``fetch`` queues ``roomrec.process_event`` with
 the queued event, ``handler:<name>`` queues ``roomrec.run_handler`` for that handler and target
-only, so handlers that succeeded do not run again. The target is found among the configured
-ones by the fingerprint in the entry's label (the URL itself is never stored whole).
+only, so handlers that succeeded do not run again, ``room-recordings`` lists an ended room's
+recordings again and ``compose`` creates its composition again (both idempotent). The target
+is found among the configured ones by the fingerprint in the entry's label (the URL itself is
+never stored whole).
 ``validate`` entries hold a message that never loaded: there is nothing to replay.
 
 Replaying is idempotent. An entry is removed only once its task is published (a crash in
@@ -26,13 +28,15 @@ from kombu.exceptions import KombuError
 
 from schemas import EventMessage
 from schemas.settings import WorkerSettings
-from workers.celery_app import PROCESS_EVENT_TASK, RUN_HANDLER_TASK
+from workers.celery_app import FETCH_STAGE, PROCESS_EVENT_TASK, RUN_HANDLER_TASK
+from workers.compositions import COMPOSE_STAGE, COMPOSE_TASK
 from workers.deadletter import DeadLetterStore
 from workers.enqueue import DEFAULT_DEDUP_TTL, SEEN_KEY
 from workers.errors import BrokerUnavailable
 from workers.handlers import HandlerContext, load_handlers
+from workers.rooms import LIST_STAGE, ROOM_RECORDINGS_TASK
 from workers.synthetic import NotReplayable
-from workers.tasks import FETCH_STAGE, done_key
+from workers.tasks import done_key
 from workers.urls import fingerprint
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,15 @@ def plan(entry: Mapping[str, Any], targets: Targets) -> Replay:
         target = find_target(name, entry.get("target"), targets)
         task, args = RUN_HANDLER_TASK, [name, target, message]
         task_id = f"{event_id}.{name}.{fingerprint(target) if target else '-'}.replay"
+    elif stage in (LIST_STAGE, COMPOSE_STAGE):
+        room_sid = message.get("room_sid") if isinstance(message, Mapping) else None
+        caller = message.get("caller") if isinstance(message, Mapping) else None
+        if not isinstance(room_sid, str) or (stage == LIST_STAGE and not isinstance(caller, str)):
+            raise NotReplayable(f"a {stage!r} entry without its room: nothing to replay")
+        if stage == LIST_STAGE:
+            task, args, task_id = ROOM_RECORDINGS_TASK, [room_sid, caller], f"{caller}.rooms.replay"
+        else:
+            task, args, task_id = COMPOSE_TASK, [room_sid], f"compose.{room_sid}.replay"
     else:
         raise NotReplayable(f"a {stage!r} entry cannot be replayed: its message never loaded")
     return Replay(entry["id"], event_id, stage, task, task_id, args)

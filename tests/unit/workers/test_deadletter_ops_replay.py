@@ -99,6 +99,38 @@ def test_a_fetch_entry_replays_the_event(client: redis.Redis) -> None:
     assert (planned.task, planned.args) == ("roomrec.process_event", [found["message"]])
 
 
+def test_a_room_recordings_entry_lists_the_room_again(client: redis.Redis) -> None:
+    entry_id = DeadLetterStore(client).add(
+        event_id="evt_ended", stage="room-recordings", target=None, attempts=6, error="503",
+        message={"room_sid": "RM1", "caller": "evt_ended"},
+    )  # fmt: skip
+    found = DeadLetterStore(client).get(entry_id)
+    assert found is not None
+
+    planned = plan(found, TARGETS)
+
+    assert (planned.task, planned.args) == ("roomrec.room_recordings", ["RM1", "evt_ended"])
+    assert planned.task_id == "evt_ended.rooms.replay"
+
+
+def test_a_compose_entry_composes_the_room_again(client: redis.Redis) -> None:
+    entry_id = DeadLetterStore(client).add(
+        event_id="compose.RM1", stage="compose", target=None, attempts=6, error="503",
+        message={"room_sid": "RM1"},
+    )  # fmt: skip
+    found = DeadLetterStore(client).get(entry_id)
+    assert found is not None
+
+    planned = plan(found, TARGETS)
+
+    assert (planned.task, planned.args) == ("roomrec.compose_room", ["RM1"])
+
+
+def test_a_room_entry_without_its_room_is_not_replayable(client: redis.Redis) -> None:
+    with pytest.raises(NotReplayable, match="without its room"):
+        plan(entry(DeadLetterStore(client), "compose"), TARGETS)
+
+
 def test_a_validate_entry_is_not_replayable(client: redis.Redis) -> None:
     with pytest.raises(NotReplayable, match="validate"):
         plan(entry(DeadLetterStore(client), "validate"), TARGETS)
