@@ -80,6 +80,7 @@ def run_one(name: str, runner: Runner, env: BenchEnv) -> dict[str, Any]:
     log.info("running %s", name)
     started = time.monotonic()
     try:
+        env.reset()  # each benchmark starts from nothing the previous one left
         result = {"status": "ok", **runner(env)}
     except (ToolMissing, memory.NothingSampled) as exc:
         log.warning("%s skipped: %s", name, exc)

@@ -62,11 +62,31 @@ class BenchEnv:
         return Redis(port=self.redis.port, decode_responses=True)
 
     def flush(self) -> None:
+        """Empty Redis: queues, unacknowledged and delayed messages, the in-flight ledger
+        (``roomrec:inflight*``), de-duplication and done marks, room state, dead letters."""
         with self.client() as client:
             client.flushall()
+            left = client.dbsize()
+        if left:
+            raise RuntimeError(f"Redis still holds {left} keys after FLUSHALL")
 
-    def queue_idle(self) -> bool:
-        """Nothing queued, nothing being worked on, no retry waiting."""
+    def reset(self) -> None:
+        """Nothing a previous benchmark left behind reaches the next one: Redis emptied, the
+        receiver's arrivals forgotten, the emulator without faults, added latency, concurrency
+        limit or request log. Its recordings stay: they are the shared pool. Services not
+        started yet are left alone."""
+        if self._redis is not None:
+            self.flush()
+        if self._receiver is not None:
+            self.receiver.reset()
+        if self._emulator is not None:
+            control = self.emulator.control
+            control.clear_faults()
+            control.set_settings(max_concurrency=None, latency_ms=0, throttle_retry_after=None)
+            control.clear_requests()
+
+    def backlog(self) -> int:
+        """Task messages queued, being worked on (unacknowledged) or waiting as a retry."""
         with self.client() as client:
             pipe = client.pipeline(transaction=False)
             for queue in (EVENTS_QUEUE, HANDLERS_QUEUE):
@@ -75,7 +95,11 @@ class BenchEnv:
                 pipe.hlen(key)
             for key in DELAYED_KEYS:
                 pipe.zcard(key)
-            return not any(pipe.execute())
+            return sum(pipe.execute())
+
+    def queue_idle(self) -> bool:
+        """Nothing queued, nothing being worked on, no retry waiting."""
+        return self.backlog() == 0
 
     @property
     def emulator(self) -> EmulatorProcess:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,11 @@ def one_run(env: BenchEnv, wrk: str, name: str, requests: Path, options: WrkOpti
         url = f"http://127.0.0.1:{port}{callbacks.CALLBACK_PATH}"
         if options.warmup:
             run_wrk(wrk, url, requests, options, options.warmup)
+            settle(env)  # the requests wrk cut off at its end are still being answered
         env.flush()  # the warm-up's callbacks are forgotten: every measured one is new
         figures = run_wrk(wrk, url, requests, options, options.seconds)
         if name == "real":
+            settle(env)
             with env.client() as client:
                 figures["queued"] = client.llen(EVENTS_QUEUE)
             accepted = figures["requests"] - figures["status_errors"]
@@ -89,12 +92,26 @@ def one_run(env: BenchEnv, wrk: str, name: str, requests: Path, options: WrkOpti
             check_real_run(figures)
             if last:
                 env.sample_memory("gunicorn", web, "ingest")
-            env.flush()  # keep Redis' memory flat between rounds
     finally:
         web.stop()
+    if name == "real":
+        env.flush()  # keep Redis' memory flat between rounds (the web stopped: nothing lands)
     log.info("ingest %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms", name, figures["rps"],
              figures["p50_us"] / 1000, figures["p99_us"] / 1000)  # fmt: skip
     return {"app": name, **figures}
+
+
+def settle(env: BenchEnv, *, quiet: float = 0.2, timeout: float = 5.0) -> None:
+    """Wait until Redis has taken no new key for ``quiet`` seconds: wrk stops with requests
+    in flight, and the web still queues them after it."""
+    deadline = time.monotonic() + timeout
+    with env.client() as client:
+        size, since = client.dbsize(), time.monotonic()
+        while time.monotonic() - since < quiet and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = client.dbsize()
+            if now != size:
+                size, since = now, time.monotonic()
 
 
 def check_real_run(figures: dict[str, Any]) -> None:

@@ -96,18 +96,20 @@ def run(
             deadline = time.monotonic() + grace
             while env.receiver.stats()["count"] < count and time.monotonic() < deadline:
                 time.sleep(0.2)
+            backlog = env.backlog()  # what the worker had not got to: it fell behind
             env.sample_memory("gunicorn", web, "latency")
             env.sample_memory("celery", worker, "latency")
         finally:
             worker.stop()
     finally:
         web.stop()
-    return summarise(sender, env.receiver.arrivals(), rate, seconds, grace)
+    return summarise(sender, env.receiver.arrivals(), rate, seconds, grace, backlog=backlog)
 
 
 def summarise(
-    sender: Sender, arrivals: dict[str, float], rate: float, seconds: float, grace: float
-) -> dict[str, Any]:
+    sender: Sender, arrivals: dict[str, float], rate: float, seconds: float, grace: float,
+    *, backlog: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     latencies = [
         (arrivals[event] - sent) * 1000 if event in arrivals else math.inf
         for event, sent in sender.sent.items()
@@ -128,12 +130,20 @@ def summarise(
     subject = f"p50 {described(50)}, p99 {described(99)} at {rate:g}/s for {seconds:g}s"
     if undelivered:
         subject += f"; {undelivered} of {len(latencies)} undelivered {grace:g}s after the last"
+    # How fast the stack delivered while it ran: below the rate sent, it fell behind (the
+    # worker's capacity on this machine at the time), which no latency figure can show.
+    window = max(arrivals.values(), default=0) - min(sender.sent.values(), default=0)
+    delivered_per_s = delivered / window if delivered and window > 0 else None
     words = {"subject": subject}
     if p99 == math.inf:
+        behind = ""
+        if backlog:
+            behind = (f"; the worker fell behind: {backlog} still queued at the end, "
+                      f"{shown(delivered_per_s)}/s delivered against {rate:g}/s sent")  # fmt: skip
         target = at_most("callback to forward p99", None, 100, " ms", **words) | {
             "passed": False,
             "note": f"{undelivered} not delivered within {grace:g}s of the last send: "
-            "p99 is beyond that",
+            f"p99 is beyond that{behind}",
         }
     else:
         target = at_most("callback to forward p99", p99, 100, " ms", **words)
@@ -151,6 +161,8 @@ def summarise(
             "statuses": {str(status): count for status, count in sorted(sender.statuses.items())},
             "delivered": delivered,
             "undelivered_after_grace": undelivered,
+            "queued_after_grace": backlog,
+            "delivered_per_s": rounded(delivered_per_s, 1),
             "p50_ms": p(50),
             "p90_ms": p(90),
             "p99_ms": p(99),

@@ -114,7 +114,8 @@ class EmulatorControl:
         self._call("DELETE", "/faults")
 
     def set_settings(self, **settings: Any) -> dict[str, Any]:
-        """Set ``max_concurrency`` (int or None) and/or ``latency_ms``."""
+        """Set ``max_concurrency`` (int or None), ``latency_ms`` and/or
+        ``throttle_retry_after`` (seconds of ``Retry-After`` on its 429, or None)."""
         result: dict[str, Any] = self._call("POST", "/settings", settings)
         return result
 

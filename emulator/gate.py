@@ -49,7 +49,7 @@ def before_request() -> Response | None:
     if is_api_path(path):
         if not state.gate.try_acquire(state.settings.max_concurrency):
             g.emulator_throttled = True
-            raise TwilioApiError(429, 20429, "Too Many Requests")
+            raise TwilioApiError.for_status(429, retry_after=state.settings.throttle_retry_after)
         g.emulator_slot = True
     rule = state.faults.take(request.method, path)
     if rule is not None:

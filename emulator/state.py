@@ -53,11 +53,17 @@ class EmulatorConfig:
 
 @dataclass(frozen=True)
 class Settings:
+    """``max_concurrency``: /v1 requests served at once, 429 (code 20429) beyond them.
+    ``throttle_retry_after``: seconds sent as ``Retry-After`` with that 429. Twilio documents
+    no such header for Video (None, the default, sends none); a number tests clients that
+    honour one. ``latency_ms``: added to every /v1 and /_media request."""
+
     max_concurrency: int | None = None
     latency_ms: int = 0
+    throttle_retry_after: int | None = None
 
     def updated(self, data: dict[str, Any]) -> Settings:
-        unknown = sorted(set(data) - {"max_concurrency", "latency_ms"})
+        unknown = sorted(set(data) - {"max_concurrency", "latency_ms", "throttle_retry_after"})
         if unknown:
             raise ValidationError(f"unknown fields: {', '.join(unknown)}")
         limit = data.get("max_concurrency", self.max_concurrency)
@@ -68,7 +74,13 @@ class Settings:
         latency = data.get("latency_ms", self.latency_ms)
         if isinstance(latency, bool) or not isinstance(latency, int) or latency < 0:
             raise ValidationError("latency_ms: expected a non-negative integer")
-        return Settings(max_concurrency=limit, latency_ms=latency)
+        retry_after = data.get("throttle_retry_after", self.throttle_retry_after)
+        if retry_after is not None and (
+            isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0
+        ):
+            raise ValidationError("throttle_retry_after: expected a non-negative integer or null")
+        return Settings(max_concurrency=limit, latency_ms=latency,
+                        throttle_retry_after=retry_after)  # fmt: skip
 
 
 class ConcurrencyGate:

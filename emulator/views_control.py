@@ -131,6 +131,7 @@ def _settings_body() -> dict[str, Any]:
     return {
         "max_concurrency": state.settings.max_concurrency,
         "latency_ms": state.settings.latency_ms,
+        "throttle_retry_after": state.settings.throttle_retry_after,
     }
 
 

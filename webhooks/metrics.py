@@ -19,6 +19,7 @@ read from the broker at each scrape.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -44,6 +45,7 @@ METRICS_PATH = "/metrics"
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _QUEUE_KEY = "roomrec.queue_metrics"
 _SLUG = re.compile(r"[a-z0-9-]{1,50}")
+_DUPLICATE, _SPOOLED = DUPLICATE_HEADER.lower(), SPOOLED_HEADER.lower()
 
 CALLBACKS = Counter(
     "roomrec_callbacks",
@@ -102,9 +104,12 @@ class _Both(Collector):
 def outcome(status: int, headers: Headers | Mapping[str, str], problem_type: str | None) -> str:
     """The ``outcome`` label of an answer (see the module's docstring)."""
     if status < 300:
-        if headers.get(DUPLICATE_HEADER):
+        # One pass over the (two or three) headers: a werkzeug lookup that misses raises and
+        # catches a KeyError, which costs more than the whole scan.
+        flags = {name.lower() for name, value in headers.items() if value}
+        if _DUPLICATE in flags:
             return "duplicate"
-        return "spooled" if headers.get(SPOOLED_HEADER) else "accepted"
+        return "spooled" if _SPOOLED in flags else "accepted"
     if status == 503:
         return "unavailable"
     if status >= 500:
@@ -131,9 +136,17 @@ def _answered(response: Response) -> Response:
     if not isinstance(problem_type, str):
         problem_type = None
     label = outcome(status, response.headers, problem_type)
-    CALLBACKS.labels(g.get("roomrec_event", UNKNOWN), label, str(status)).inc()
-    ACK_SECONDS.labels(str(status)).observe(perf_counter() - started)
+    counted, timed = _series(g.get("roomrec_event", UNKNOWN), label, status)
+    counted.inc()
+    timed.observe(perf_counter() - started)
     return response
+
+
+@functools.cache
+def _series(event: str, outcome: str, status: int) -> tuple[Counter, Histogram]:
+    """The counter and the histogram of one set of labels. ``labels()`` costs as much as the
+    increment itself; every label is bounded, so is this cache."""
+    return CALLBACKS.labels(event, outcome, str(status)), ACK_SECONDS.labels(str(status))
 
 
 def _finished(_exc: BaseException | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from marshmallow import ValidationError
 
@@ -38,7 +38,7 @@ def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
             f"The {source} is not valid UTF-8.", errors={source: [_NOT_UTF8]}
         ) from None
     try:
-        return parse_qsl(text, keep_blank_values=True, errors="strict")
+        return _pairs(text)
     except UnicodeDecodeError:
         pass  # a percent-escape that is not UTF-8: find which parameter, to name it
     pairs: list[tuple[str, str]] = []
@@ -52,6 +52,23 @@ def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
     if bad:
         raise InvalidEncoding(f"Parameters not valid UTF-8: {', '.join(sorted(bad))}.", errors=bad)
     return pairs
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True, errors="strict")``, at half its cost: only a
+    name or value holding ``+`` or ``%`` goes through ``unquote`` (most of a callback's do not)."""
+    pairs = []
+    for chunk in text.split("&"):
+        if chunk:
+            name, _, value = chunk.partition("=")
+            pairs.append((_unquoted(name), _unquoted(value)))
+    return pairs
+
+
+def _unquoted(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
 
 
 def single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

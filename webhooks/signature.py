@@ -9,9 +9,11 @@ sent. ``request.url`` is not that URL (werkzeug decodes ``%C3%A9`` to ``é`` and
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from twilio.request_validator import RequestValidator
@@ -59,6 +61,26 @@ class _MultiValued(dict[str, list[str]]):
         return self[name]
 
 
+def compute_signature(token: str, url: str, params: Mapping[str, Sequence[str]]) -> str:
+    """The signature Twilio makes with ``token``: base64 of the HMAC-SHA1 of ``url`` followed
+    by every parameter name and value, names sorted, each distinct value of a name sorted.
+
+    The same as ``RequestValidator(token).compute_signature(url, params)``, built in one pass
+    (that one costs about three times as much per callback).
+    """
+    signed = url + "".join(
+        name + value for name in sorted(params) for value in sorted(set(params[name]))
+    )
+    digest = hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _same(computed: str, given: str) -> bool:
+    """Constant-time comparison. A signature is base64, hence ASCII; a header value may hold
+    any character, which ``compare_digest`` refuses with a TypeError."""
+    return given.isascii() and hmac.compare_digest(computed, given)
+
+
 def verify_signature(
     url: str,
     params: Iterable[tuple[str, str]],
@@ -79,15 +101,11 @@ def verify_signature(
     grouped = _MultiValued()
     for name, value in params:
         grouped.setdefault(name, []).append(value)
-    validators = [_validator(token) for token in tokens]
     # The URL as received first: one HMAC. validate() computes the port variants too (two or
     # three HMACs); it is only needed when this one does not match.
-    if any(
-        hmac.compare_digest(validator.compute_signature(url, grouped), signature)
-        for validator in validators
-    ):
+    if any(_same(compute_signature(token, url, grouped), signature) for token in tokens):
         return
-    if any(validator.validate(url, grouped, signature) for validator in validators):
+    if any(_validator(token).validate(url, grouped, signature) for token in tokens):
         return
     raise SignatureError(
         f"The {SIGNATURE_HEADER} header does not match the request.",

@@ -43,6 +43,9 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
     from workers import observability  # JSON logs, task fields, metrics: Celery's signals
 
     observability.install(settings)
+    from workers import prefork
+
+    prefork.install()
     app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
     app.conf.update(roomrec_settings=settings, include=["workers.tasks"])
     from workers.pump import DelayedRetryPump

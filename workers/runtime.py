@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-import requests
 from celery import Celery
 
 from schemas.settings import WorkerSettings
@@ -17,6 +16,7 @@ from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
 from workers.deadletter import DeadLetterStore
 from workers.enqueue import same_redis
 from workers.handlers import Handler, HandlerContext, load_handlers
+from workers.http_session import Session
 from workers.inflight import InFlight
 from workers.outcomes import OutcomeStore
 from workers.publish import DelayedQueue
@@ -50,7 +50,7 @@ class Runtime:
             settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
             health_check_interval=30, decode_responses=True,
         )  # fmt: skip
-        http = requests.Session()
+        http = Session()  # reads the proxy settings once, not on every request
         context = HandlerContext(settings=settings, redis=client, http=http)
         on_redis = same_redis(settings.broker_url, settings.redis_url)
         return cls(

@@ -3,6 +3,11 @@
 The one place where HTTP answers and ``requests`` errors become :mod:`workers.errors`:
 429, 5xx, timeouts and dropped connections are transient; 401/403 and other 4xx permanent;
 a 404 is :class:`NotFoundYet` (a resource a callback announced may lag behind it).
+
+With ``TWILIO_MAX_CONCURRENCY`` every request holds a slot of :mod:`workers.limiter`, shared
+by all worker processes. A 429 seen there shrinks the limit, and the request (which Twilio
+did not process) waits for a slot again, up to :data:`THROTTLED_RETRIES` times, instead of
+failing its task into the retry queue.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from schemas.composition import Composition, CompositionSchema
 from schemas.settings import WorkerSettings
 from workers import metrics
 from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.http_session import Session
+from workers.limiter import TwilioLimiter, limiter_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ _quiet_http_log = logging.getLogger("roomrec.twilio_http")
 _quiet_http_log.setLevel(logging.WARNING)
 
 _recording_schema = RoomRecordingSchema()
+THROTTLED_RETRIES = 3  # 429s a request waits out in place under the limiter before failing
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -76,20 +84,39 @@ class TwilioVideo:
     """Calls to ``video.twilio.com`` (or ``TWILIO_VIDEO_BASE_URL``) with the configured
     credentials: the API key when set, else the account SID and auth token."""
 
-    def __init__(self, settings: WorkerSettings, *, client: Client | None = None) -> None:
+    def __init__(
+        self, settings: WorkerSettings, *, client: Client | None = None,
+        limiter: TwilioLimiter | None = None,
+    ) -> None:  # fmt: skip
         self.base_url = settings.twilio_video_base_url.rstrip("/")
         self.timeout = settings.twilio_timeout
         if client is None:
             username, password = settings.twilio_credentials
             http = TwilioHttpClient(timeout=self.timeout, logger=_quiet_http_log)
+            http.session = Session()  # reads the proxy settings once, not on every request
             client = Client(username, password, account_sid=settings.twilio_account_sid,
                             http_client=http)  # fmt: skip
         self.client = client
+        self.limiter = limiter if limiter is not None else limiter_from_settings(settings)
 
     def request(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
-        """One request; connection errors and timeouts become :class:`TransientError`."""
+        """One request, through the limiter when there is one; connection errors and timeouts
+        become :class:`TransientError`."""
         if url.startswith("/"):
             url = self.base_url + url
+        if self.limiter is None:
+            return check(self._send(method, url, what, **kwargs), what)
+        for attempt in range(THROTTLED_RETRIES + 1):
+            with self.limiter.slot(what) as slot:
+                response = self._send(method, url, what, **kwargs)
+                if response.status_code == 429:
+                    slot.refused(retry_after_seconds(response.headers))
+            if response.status_code != 429 or attempt == THROTTLED_RETRIES:
+                break
+            log.debug("Twilio refused %s with 429; waiting for a slot again", what)
+        return check(response, what)
+
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
         try:
             response = self.client.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
@@ -102,7 +129,7 @@ class TwilioVideo:
             ) from exc
         log.debug("twilio %s %s -> %s", method, what, response.status_code)
         metrics.twilio_response(response.status_code)
-        return check(response, what)
+        return response
 
     def fetch_recording(self, room_sid: str, recording_sid: str) -> RoomRecording:
         """``GET /v1/Rooms/{room_sid}/Recordings/{recording_sid}``, validated."""

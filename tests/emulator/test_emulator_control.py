@@ -66,4 +66,8 @@ def test_update_errors(control: Any) -> None:
 def test_settings_validation(control: Any) -> None:
     assert _status_of(control.set_settings, max_concurrency=0) == 400
     assert _status_of(control.set_settings, latency_ms=-1) == 400
-    assert control.set_settings(latency_ms=5) == {"max_concurrency": None, "latency_ms": 5}
+    assert _status_of(control.set_settings, throttle_retry_after=-1) == 400
+    assert _status_of(control.set_settings, throttle_retry_after="2") == 400
+    assert control.set_settings(latency_ms=5) == {
+        "max_concurrency": None, "latency_ms": 5, "throttle_retry_after": None,
+    }  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -152,6 +153,7 @@ def test_max_concurrency_answers_429(
     assert throttled and set(statuses) == {200, 429}
     assert statuses.count(200) >= 2
     assert all(a.json()["code"] == 20429 for a in throttled)
+    assert all("Retry-After" not in a.headers for a in throttled)  # Twilio documents none
     stats = control.stats()
     assert stats["throttled"] == len(throttled)
     assert stats["by_status"]["429"] == len(throttled)
@@ -159,8 +161,29 @@ def test_max_concurrency_answers_429(
     assert control.set_settings(max_concurrency=None, latency_ms=0) == {
         "max_concurrency": None,
         "latency_ms": 0,
+        "throttle_retry_after": None,
     }
     assert requests.get(url, auth=(creds.account_sid, creds.auth_token), timeout=5).ok
+
+
+def test_the_concurrency_429_carries_retry_after_when_set(
+    base_url: str, control: Any, creds: Any, recording: dict[str, Any]
+) -> None:
+    control.set_settings(max_concurrency=1, latency_ms=300, throttle_retry_after=2)
+    url = f"{base_url}/v1/Recordings/{recording['sid']}"
+    auth = (creds.account_sid, creds.auth_token)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(requests.get, url, auth=auth, timeout=10)
+            time.sleep(0.1)  # the first request holds the only slot for 300 ms
+            second = pool.submit(requests.get, url, auth=auth, timeout=10)
+            answers = [first.result(), second.result()]
+    finally:
+        control.set_settings(max_concurrency=None, latency_ms=0, throttle_retry_after=None)
+
+    assert [a.status_code for a in answers] == [200, 429]
+    assert answers[1].headers["Retry-After"] == "2"
+    assert answers[1].json()["code"] == 20429
 
 
 def test_request_log_and_reset(

@@ -5,6 +5,12 @@ final name with ``os.replace`` (atomic on one file system) and the directory fsy
 final name only ever holds a complete file. The stable ``.part`` name is what lets a later
 attempt resume; the archive handler holds a per-recording lock, so one task writes it at a
 time. Small objects (the sidecar) go through a unique temporary name instead.
+
+Streaming a large recording costs three things per byte besides reading it: the write, its
+SHA-256 and, at the end, the fsync. The SHA-256 of each chunk runs in a helper thread while
+the chunk is written (hashlib and file writes both release the GIL), and written ranges are
+handed to the kernel's write-back as they complete and then dropped from the page cache, so
+the final fsync waits for the last few MiB only (see :class:`_WriteBack`).
 """
 
 from __future__ import annotations
@@ -12,13 +18,20 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 from workers.storage import Stored
 from workers.storage.errors import SizeMismatch, from_os_error
 
 READ_BLOCK = 1024 * 1024
+WRITE_BACK_EVERY = 32 * 1024 * 1024
+
+Advise = Callable[[int, int, int, int], None]  # os.posix_fadvise(fd, offset, length, advice)
+_ADVISE: Advise | None = getattr(os, "posix_fadvise", None)
+_DONTNEED: int = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -29,9 +42,46 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class _WriteBack:
+    """Hands a file's bytes to the kernel's write-back every ``every`` bytes written, and drops
+    them from the page cache one batch later, once they are on disk.
+
+    ``posix_fadvise(POSIX_FADV_DONTNEED)`` on Linux starts writing a range's dirty pages out
+    without waiting for them, and drops the pages already clean (one of the ways PostgreSQL's
+    ``pg_flush_data`` does the same). Each call covers the batch before (written out by then:
+    dropped) and the new one (its write-back starts).
+
+    - The final fsync then waits for the last batch only. Without this, 1 GiB sits dirty until
+      that fsync writes all of it (about 0.3 s here).
+    - The recording never holds more than about two batches of the page cache.
+    - The pages freed are taken again at once by the next writes. Fresh pages are much slower
+      to fill on this machine (a VM that hands free memory back to its host): a fresh process
+      wrote 1 GiB in 2.3-5.5 s without this, in 0.4-0.8 s with it.
+
+    Durability still rests on the fsync. Where the call does not exist (macOS) this does
+    nothing.
+    """
+
+    def __init__(
+        self, out: IO[bytes], start: int, every: int, advise: Advise | None = _ADVISE
+    ) -> None:
+        self.out = out
+        self.previous = self.done = start
+        self.every = every
+        self.advise = advise
+
+    def __call__(self, written: int) -> None:
+        if written - self.done < self.every or self.advise is None:
+            return
+        self.out.flush()
+        self.advise(self.out.fileno(), self.previous, written - self.previous, _DONTNEED)
+        self.previous, self.done = self.done, written
+
+
 class FileStorage:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, write_back_every: int = WRITE_BACK_EVERY) -> None:
         self.root = root.resolve()
+        self.write_back_every = write_back_every
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -90,23 +140,30 @@ class FileStorage:
         self, part: Path, chunks: Iterable[bytes], *, start: int, size: int, key: str
     ) -> tuple[int, str]:
         """Keep ``start`` staged bytes (hashing them again), append ``chunks``; always leave
-        what was written flushed to disk, so a failed attempt's bytes can be resumed."""
+        what was written flushed to disk, so a failed attempt's bytes can be resumed. A helper
+        thread hashes each chunk while this one writes it; both are done before the next
+        chunk is asked for."""
         digest = hashlib.sha256()
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
-        with os.fdopen(fd, "r+b") as out:
+        with os.fdopen(fd, "r+b") as out, ThreadPoolExecutor(1, "sha256") as hasher:
             if os.fstat(out.fileno()).st_size < start:
                 raise SizeMismatch(f"{key}: {start} bytes asked to resume, fewer are staged")
             out.truncate(start)
             for block in iter(lambda: out.read(READ_BLOCK), b""):
                 digest.update(block)
             written = start
+            write_back = _WriteBack(out, start, self.write_back_every)
             try:
                 for chunk in chunks:
                     written += len(chunk)
                     if written > size:
                         break
-                    out.write(chunk)
-                    digest.update(chunk)
+                    hashing = hasher.submit(digest.update, chunk)
+                    try:
+                        out.write(chunk)
+                    finally:
+                        hashing.result()
+                    write_back(written)
             finally:
                 out.flush()
                 os.fsync(out.fileno())

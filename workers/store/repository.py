@@ -15,12 +15,11 @@ cycle (a ``FOR UPDATE`` here deadlocked under concurrent workers).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Executable, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 from schemas import HandlerEvent
 from workers.store.engine import write_transaction
@@ -31,6 +30,8 @@ from workers.store.models import Base
 ROOMS: Table = Base.metadata.tables["rooms"]
 RECORDINGS: Table = Base.metadata.tables["recordings"]
 EVENTS: Table = Base.metadata.tables["events"]
+
+WHERE_SID = "where_sid"  # the bound parameter of the row a merge reads and updates
 
 Merge = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
 
@@ -54,27 +55,40 @@ def apply_event(engine: Engine, event: HandlerEvent) -> bool:
     return True
 
 
-def _insert(connection: Connection, table: Table) -> PgInsert | SqliteInsert:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+# Each statement is built once, and the rows are passed to it as parameters: SQLAlchemy then
+# compiles it once and only binds values per event. Built per event with ``.values(row)``, each
+# statement cost a cache key over every value: about 0.2 ms of CPU per statement, 3 to 6 of them
+# per event.
+
+
+@cache
+def _insert_new_statement(dialect: str, table: Table, key: str) -> Executable:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` into ``table``."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+
+
+@cache
+def _locked_row_statement(table: Table) -> Executable:
+    """The row whose ``sid`` is ``:where_sid``, locked for the merge."""
+    return select(table).where(table.c.sid == bindparam(WHERE_SID)).with_for_update(key_share=True)
+
+
+@cache
+def _update_row_statement(table: Table) -> Executable:
+    """``UPDATE table SET ... WHERE sid = :where_sid``: the columns set are the parameters."""
+    return update(table).where(table.c.sid == bindparam(WHERE_SID))
 
 
 def _insert_new(connection: Connection, table: Table, row: Mapping[str, Any], key: str) -> bool:
     """Insert ``row`` unless its ``key`` exists; whether it was inserted."""
-    statement = (
-        _insert(connection, table)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
-    )
-    return connection.execute(statement).first() is not None
+    statement = _insert_new_statement(connection.dialect.name, table, key)
+    return connection.execute(statement, dict(row)).first() is not None
 
 
 def _merge(connection: Connection, table: Table, new: Mapping[str, Any], merge: Merge) -> None:
-    where = table.c.sid == new["sid"]
-    locked = select(table).where(where).with_for_update(key_share=True)
-    current = connection.execute(locked).mappings().one()
+    where = {WHERE_SID: new["sid"]}
+    current = connection.execute(_locked_row_statement(table), where).mappings().one()
     changes = merge(dict(current), new)
     if changes:
-        connection.execute(update(table).where(where).values(changes))
+        connection.execute(_update_row_statement(table), changes | where)

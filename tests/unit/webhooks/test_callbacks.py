@@ -83,7 +83,10 @@ def test_a_post_callback_url_with_a_query_string(client: FlaskClient, redis_url:
     assert message["args"][0]["params"] == params  # the URL's query is not a callback param
 
 
-@pytest.mark.parametrize("signature", [None, "", "bm90IGEgc2lnbmF0dXJl", "garbage!"])
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "bm90IGEgc2lnbmF0dXJl", "garbage!", "caf\u00e9"],  # not ASCII: was a 500
+)
 def test_a_missing_or_wrong_signature_is_403(
     client: FlaskClient, redis_url: str, signature: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -163,6 +163,8 @@ def test_a_callback_log_line_carries_its_event_and_sids(
         (204, {}, None, "accepted"),
         (204, {"X-Roomrec-Duplicate": "1"}, None, "duplicate"),
         (204, {"X-Roomrec-Spooled": "1"}, None, "spooled"),
+        (204, {"x-roomrec-duplicate": "1"}, None, "duplicate"),  # header names: any case
+        (204, {"X-Roomrec-Duplicate": ""}, None, "accepted"),
         (403, {}, "https://roomrec.dev/problems/invalid-signature", "invalid-signature"),
         (400, {}, "https://roomrec.dev/problems/NOT A SLUG", "http-400"),
         (404, {}, None, "http-404"),

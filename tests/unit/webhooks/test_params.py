@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, quote
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support.twilio import recording_params, room_params
 from webhooks.errors import BadRequestParams, InvalidEncoding, RepeatedParams, UnknownEvent
@@ -23,6 +27,26 @@ from webhooks.params import decode_query, load_event, parse_params, single_value
 )
 def test_parse_params(raw: bytes, pairs: list[tuple[str, str]]) -> None:
     assert parse_params(raw) == pairs
+
+
+# Forms built from the characters that matter to the parser, and escapes valid or not.
+form_texts = st.lists(
+    st.sampled_from(["a", "B", "=", "&", "+", ";", "%", "%2", "%41", "%2B", "%C3%A9", "%C3", "%FF",
+                     "\u00e9", " "])
+    | st.text(max_size=4).map(quote),
+    max_size=24,
+).map("".join)  # fmt: skip
+
+
+@given(text=form_texts)
+def test_parse_params_reads_as_parse_qsl_does(text: str) -> None:
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        with pytest.raises(InvalidEncoding):
+            parse_params(text.encode())
+        return
+    assert parse_params(text.encode()) == expected
 
 
 @pytest.mark.parametrize(

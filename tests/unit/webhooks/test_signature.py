@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from tests.unit.webhooks.helpers import sign_pairs
 from webhooks.errors import SignatureError
-from webhooks.signature import callback_url, verify_signature
+from webhooks.signature import callback_url, compute_signature, verify_signature
 
 # Twilio's published test vector (token 12345).
 VECTOR_TOKEN = "12345"
@@ -130,3 +134,23 @@ def test_repeated_parameters_are_signed_value_by_value() -> None:
     verify_signature(VECTOR_URL, pairs, signature, [VECTOR_TOKEN])
     with pytest.raises(SignatureError):
         verify_signature(VECTOR_URL, [("A", "2"), ("B", "x")], signature, [VECTOR_TOKEN])
+
+
+@given(
+    token=st.text(min_size=1, max_size=40),
+    url=st.text(max_size=60),
+    pairs=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=12),
+)
+def test_compute_signature_is_twilios(token: str, url: str, pairs: list[tuple[str, str]]) -> None:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    expected = RequestValidator(token).compute_signature(url, MultiDict(pairs))
+    assert compute_signature(token, url, grouped) == expected
+
+
+@pytest.mark.parametrize("signature", ["RSOYDt4T1cUTdK1PDd93/VVr8B8\u00e9", "\u2603", "\udcff"])
+def test_a_signature_that_is_not_ascii_fails_as_a_mismatch(signature: str) -> None:
+    # compare_digest raises TypeError on non-ASCII text: that was a 500.
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_signature(VECTOR_URL, VECTOR_PARAMS, signature, [VECTOR_TOKEN])

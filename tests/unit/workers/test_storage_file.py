@@ -10,7 +10,7 @@ import pytest
 
 from workers.errors import PermanentError, TransientError
 from workers.storage import SizeMismatch, Stored, file_path, open_storage
-from workers.storage.file import FileStorage
+from workers.storage.file import FileStorage, _WriteBack
 
 KEY = "RM0123/RT4567.mkv"
 
@@ -129,6 +129,33 @@ def test_a_final_file_is_replaced_whole_never_truncated(storage: FileStorage) ->
 
     storage.write(KEY, chunked(new), start=0, size=len(new))
     assert (storage.root / KEY).read_bytes() == new
+
+
+def test_written_batches_go_to_write_back_then_out_of_the_page_cache(tmp_path: Path) -> None:
+    advised: list[tuple[int, int, int]] = []
+    with (tmp_path / "media.part").open("wb") as out:
+        write_back = _WriteBack(out, start=100, every=1000,
+                                advise=lambda fd, offset, length, advice: advised.append(
+                                    (fd, offset, length)))  # fmt: skip
+        for written in (600, 1100, 1500, 2200, 3500):
+            write_back(written)
+        fd = out.fileno()
+
+    # Each call starts the new batch's write-back and drops the one before, on disk by then.
+    assert advised == [(fd, 100, 1000), (fd, 100, 2100), (fd, 1100, 2400)]
+
+
+def test_a_write_handed_to_write_back_as_it_goes_keeps_every_byte(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path / "archive", write_back_every=100_000)
+    data = blob(1_000_000)
+    with pytest.raises(TransientError):
+        storage.write(KEY, failing_after(data, 450_000), start=0, size=len(data))
+    start = storage.staged(KEY)
+
+    stored = storage.write(KEY, chunked(data[start:], 70_000), start=start, size=len(data))
+
+    assert (storage.root / KEY).read_bytes() == data
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_put_bytes_is_atomic_and_leaves_no_temporary(storage: FileStorage) -> None:
