@@ -6,6 +6,7 @@ then SIGKILL), with its output in a log file of the run's directory."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import requests
 
-from bench.stats import pss_mib, rss_mib
+from bench.stats import pss_mib, rss_mib, uss_mib
 from devtools.processes import BIN, REPO, ManagedProcess, children
 
 GUNICORN_WORKERS = 2
@@ -36,9 +37,15 @@ def gunicorn_args(app: str, port: int) -> list[str]:
 
 
 def celery_args(app: str, concurrency: int, pool: str = "prefork") -> list[str]:
-    """The one ``celery worker`` command line of every worker under test."""
+    """The one ``celery worker`` command line of every worker under test: roomrec's as deployed
+    (``python -m workers``, docker-compose.yml), any other app's through ``celery``. The
+    options are the same."""
+    if app == "workers":
+        program = [sys.executable, "-m", "workers"]
+    else:
+        program = [str(BIN / "celery"), "-A", app, "worker"]
     return [
-        str(BIN / "celery"), "-A", app, "worker", "--loglevel", "INFO",
+        *program, "--loglevel", "INFO",
         "--pool", pool, "--concurrency", str(concurrency),
         "--without-mingle", "--without-gossip", "--without-heartbeat",
     ]  # fmt: skip
@@ -90,15 +97,16 @@ def _wait_for_children(process: ManagedProcess, count: int, deadline: float) -> 
 
 
 def tree_memory(process: ManagedProcess) -> list[dict[str, Any]]:
-    """RSS and PSS (MiB) of a managed process (role ``main``) and of its children (``child``:
-    gunicorn workers, Celery pool processes)."""
+    """RSS, PSS and USS (MiB) of a managed process (role ``main``) and of its children
+    (``child``: gunicorn workers, Celery pool processes)."""
     if process.process is None:
         return []
     main = process.process.pid
     found = []
     for role, pid in [("main", main)] + [("child", child) for child in children(main)]:
-        rss, pss = rss_mib(pid), pss_mib(pid)
+        rss, pss, uss = rss_mib(pid), pss_mib(pid), uss_mib(pid)
         if rss is not None:
             found.append({"role": role, "pid": pid, "rss_mib": round(rss, 1),
-                          "pss_mib": None if pss is None else round(pss, 1)})  # fmt: skip
+                          "pss_mib": None if pss is None else round(pss, 1),
+                          "uss_mib": None if uss is None else round(uss, 1)})  # fmt: skip
     return found

@@ -119,16 +119,28 @@ def rss_mib(pid: int) -> float | None:
     return None if kb is None else kb / 1024
 
 
-def pss_mib(pid: int) -> float | None:
-    """Proportional set size: pages shared with the parent after fork count in part."""
+def _smaps_rollup_kb(pid: int) -> dict[str, int] | None:
+    """The ``kB`` fields of ``/proc/<pid>/smaps_rollup``, None when gone."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return None
-    for line in text.splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return None
+    fields = (line.split() for line in text.splitlines()[1:])
+    return {f[0].rstrip(":"): int(f[1]) for f in fields if len(f) == 3 and f[2] == "kB"}
+
+
+def pss_mib(pid: int) -> float | None:
+    """Proportional set size: pages shared with the parent after fork count in part."""
+    fields = _smaps_rollup_kb(pid)
+    return None if fields is None or "Pss" not in fields else fields["Pss"] / 1024
+
+
+def uss_mib(pid: int) -> float | None:
+    """Unique set size: the pages of this process alone, what stopping it would free."""
+    fields = _smaps_rollup_kb(pid)
+    if fields is None or "Private_Clean" not in fields:
+        return None
+    return (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
 
 
 def sandwich(
