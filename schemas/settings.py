@@ -209,6 +209,7 @@ class WorkerSettings:
     room_ready_events: bool = True
     compose_on_room_ready: bool = False
     public_base_url: str | None = None
+    twilio_max_concurrency: int | None = None  # None: no client-side limit
 
     @property
     def twilio_credentials(self) -> tuple[str, str]:
@@ -228,6 +229,9 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         data_key="TWILIO_VIDEO_BASE_URL", load_default="https://video.twilio.com", require_tld=False
     )
     twilio_timeout = fields.Float(data_key="TWILIO_TIMEOUT", load_default=10.0, validate=_positive)
+    twilio_max_concurrency = fields.Integer(
+        data_key="TWILIO_MAX_CONCURRENCY", load_default=None, validate=validate.Range(min=1)
+    )
     database_url = fields.String(
         data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
     )

@@ -26,18 +26,16 @@ skewed clocks share one view.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from marshmallow import EXCLUDE, Schema, fields, validate
 
-from schemas.settings import WorkerSettings, load_settings
+from schemas.settings import WorkerSettings
 from workers.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -104,34 +102,12 @@ return tostring(limit)
 """
 
 
-class LimiterSettingsSchema(Schema):
-    """``TWILIO_MAX_CONCURRENCY``, read here until the worker settings schema carries it."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    twilio_max_concurrency = fields.Integer(
-        data_key="TWILIO_MAX_CONCURRENCY", load_default=None, validate=validate.Range(min=1)
-    )
-
-
-def configured_limit(settings: WorkerSettings, env: Mapping[str, str]) -> int | None:
-    """``TWILIO_MAX_CONCURRENCY``: from the settings once they carry it, else from ``env``."""
-    if hasattr(settings, "twilio_max_concurrency"):
-        value: int | None = settings.twilio_max_concurrency
-        return value
-    loaded: dict[str, Any] = load_settings(LimiterSettingsSchema(), env)
-    return loaded["twilio_max_concurrency"]
-
-
-def limiter_from_settings(
-    settings: WorkerSettings, env: Mapping[str, str] = os.environ
-) -> TwilioLimiter | None:
+def limiter_from_settings(settings: WorkerSettings) -> TwilioLimiter | None:
     """The limiter ``TWILIO_MAX_CONCURRENCY`` asks for on ``REDIS_URL``, or None when unset.
 
     A lease outlives any request: connecting and each read may take ``TWILIO_TIMEOUT``. A
     request waits for a slot at most that long too, then its task is retried."""
-    cap = configured_limit(settings, env)
+    cap = settings.twilio_max_concurrency
     if cap is None:
         return None
     client = redis.Redis.from_url(

@@ -16,7 +16,7 @@ import redis
 from schemas.settings import ConfigurationError
 from tests.unit.workers.helpers import worker_settings
 from workers.errors import TransientError
-from workers.limiter import TwilioLimiter, configured_limit, limiter_from_settings
+from workers.limiter import TwilioLimiter, limiter_from_settings
 
 Make = Callable[..., TwilioLimiter]
 
@@ -192,14 +192,15 @@ def test_redis_failing_before_a_request_is_transient_and_after_it_only_logged(
 def test_twilio_max_concurrency_is_read_and_checked(redis_url: str) -> None:
     settings = worker_settings(REDIS_URL=redis_url)
 
-    assert configured_limit(settings, {}) is None
-    assert limiter_from_settings(settings, {}) is None
-    assert configured_limit(settings, {"TWILIO_MAX_CONCURRENCY": ""}) is None
-    assert configured_limit(settings, {"TWILIO_MAX_CONCURRENCY": "4", "PATH": "/bin"}) == 4
+    assert settings.twilio_max_concurrency is None
+    assert limiter_from_settings(settings) is None
+    assert worker_settings(TWILIO_MAX_CONCURRENCY="").twilio_max_concurrency is None
+    assert worker_settings(TWILIO_MAX_CONCURRENCY="4").twilio_max_concurrency == 4
     with pytest.raises(ConfigurationError, match="TWILIO_MAX_CONCURRENCY"):
-        configured_limit(settings, {"TWILIO_MAX_CONCURRENCY": "0"})
+        worker_settings(TWILIO_MAX_CONCURRENCY="0")
 
-    limiter = limiter_from_settings(settings, {"TWILIO_MAX_CONCURRENCY": "3"})
+    settings = worker_settings(REDIS_URL=redis_url, TWILIO_MAX_CONCURRENCY="3")
+    limiter = limiter_from_settings(settings)
     assert limiter is not None
     assert limiter.cap == 3
     assert limiter.lease > 3 * settings.twilio_timeout  # outlives any one request
