@@ -159,21 +159,31 @@ class TwilioVideo:
     def list_room_recordings(self, room_sid: str) -> list[RoomRecording]:
         """Every recording of the room Twilio lists (``GET /v1/Rooms/{room_sid}/Recordings``,
         page after page; deleted recordings are not listed), validated."""
-        url: str | None = f"/v1/Rooms/{room_sid}/Recordings"
-        params: dict[str, str] | None = {"PageSize": str(ROOM_PAGE_SIZE)}
-        found: list[RoomRecording] = []
+        items = self._list_items(
+            f"/v1/Rooms/{room_sid}/Recordings", {"PageSize": str(ROOM_PAGE_SIZE)},
+            "recordings", f"the recordings of room {room_sid}",
+        )  # fmt: skip
+        return [load_recording(json.dumps(item), what) for item, what in items]
+
+    def _list_items(
+        self, url: str, params: dict[str, str], key: str, label: str
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Every item under ``key`` of a Twilio list, page after page (each ``next_page_url``
+        only on Twilio's own host), with the page it came from for error messages."""
+        next_url: str | None = url
+        query: dict[str, str] | None = params
+        found: list[tuple[dict[str, Any], str]] = []
         for number in range(MAX_ROOM_PAGES):
-            if url is None:
+            if next_url is None:
                 return found
-            what = f"page {number} of the recordings of room {room_sid}"
-            response = self.request("GET", url, what, params=params)
-            items, url = _page(response.text, "recordings", what)
-            found += [load_recording(json.dumps(item), what) for item in items]
-            params = None  # next_page_url carries the query
-            if url is not None:
-                _same_origin(url, self.base_url)
-        raise PermanentError(f"the recordings of room {room_sid} did not end after "
-                             f"{MAX_ROOM_PAGES} pages")  # fmt: skip
+            what = f"page {number} of {label}"
+            response = self.request("GET", next_url, what, params=query)
+            items, next_url = _page(response.text, key, what)
+            found += [(item, what) for item in items]
+            query = None  # next_page_url carries the query
+            if next_url is not None:
+                _same_origin(next_url, self.base_url)
+        raise PermanentError(f"{label} did not end after {MAX_ROOM_PAGES} pages")
 
     def fetch_composition(self, composition_sid: str) -> Composition:
         """``GET /v1/Compositions/{composition_sid}``, validated."""
@@ -183,20 +193,11 @@ class TwilioVideo:
 
     def list_compositions(self, room_sid: str) -> list[Composition]:
         """The room's compositions (``GET /v1/Compositions?RoomSid=…``), every page."""
-        url: str | None = "/v1/Compositions"
-        params: dict[str, str] | None = {"RoomSid": room_sid, "PageSize": "100"}
-        found: list[Composition] = []
-        for number in range(MAX_ROOM_PAGES):
-            if url is None:
-                return found
-            what = f"page {number} of the compositions of room {room_sid}"
-            response = self.request("GET", url, what, params=params)
-            items, url = _page(response.text, "compositions", what)
-            found += [load_composition(json.dumps(item), what) for item in items]
-            params = None
-            if url is not None:
-                _same_origin(url, self.base_url)
-        raise PermanentError(f"the compositions of room {room_sid} did not end")
+        items = self._list_items(
+            "/v1/Compositions", {"RoomSid": room_sid, "PageSize": "100"}, "compositions",
+            f"the compositions of room {room_sid}",
+        )  # fmt: skip
+        return [load_composition(json.dumps(item), what) for item, what in items]
 
     def create_composition(self, form: dict[str, str]) -> Composition:
         """``POST /v1/Compositions``. Not idempotent at Twilio: the caller makes sure it runs
