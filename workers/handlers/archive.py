@@ -32,13 +32,12 @@ from workers.metrics import archived_bytes
 from workers.storage import (
     ArchiveIndex,
     ArchiveRecord,
-    SizeMismatch,
     Storage,
     Stored,
     open_storage,
 )
 from workers.storage.lock import RecordingLock
-from workers.storage.media import open_media, redact_urllib3_logs
+from workers.storage.media import download, redact_urllib3_logs
 from workers.twilio_api import TwilioVideo
 from workers.urls import redact
 
@@ -156,20 +155,11 @@ class ArchiveHandler:
     def _download(self, recording: RoomRecording, room_sid: str, key: str, size: int) -> Stored:
         what = f"media download of recording {recording.sid} room={room_sid}"
         began = self.clock()
-        start = self.storage.staged(key)
-        try:
-            if start >= size:  # every byte was staged by an earlier attempt: commit them
-                stored = self.storage.write(key, (), start=start, size=size)
-            else:
-                url = self.twilio.media_url(room_sid, recording.sid)
-                with open_media(self.http, url, start=start, size=size, what=what,
-                                timeout=self.read_timeout) as media:  # fmt: skip
-                    start = media.start
-                    chunks = media.chunks(began + self.budget, self.clock)
-                    stored = self.storage.write(key, chunks, start=start, size=size)
-        except SizeMismatch:
-            self.storage.discard(key)
-            raise
+        stored, start = download(
+            self.storage, self.http, key, size,
+            lambda: self.twilio.media_url(room_sid, recording.sid), what=what,
+            timeout=self.read_timeout, deadline=began + self.budget, clock=self.clock,
+        )  # fmt: skip
         archived_bytes(stored.size)
         log.info(
             "archived recording %s room=%s: %d bytes (%d in this attempt) to %s in %.1fs",

@@ -21,9 +21,9 @@ from schemas import HandlerEvent
 from schemas.composition import Composition
 from workers.errors import NotFoundYet, PermanentError
 from workers.metrics import archived_bytes
-from workers.storage import SizeMismatch, Storage, Stored
+from workers.storage import Storage
 from workers.storage.lock import RecordingLock
-from workers.storage.media import open_media
+from workers.storage.media import download
 from workers.twilio_api import TwilioVideo
 from workers.urls import redact
 
@@ -92,20 +92,11 @@ class CompositionArchiver:
     def _download(self, composition: Composition, room_sid: str, key: str, size: int) -> None:
         what = f"media download of composition {composition.sid} room={room_sid}"
         began = self.clock()
-        start = self.storage.staged(key)
-        try:
-            if start >= size:
-                stored: Stored = self.storage.write(key, (), start=start, size=size)
-            else:
-                url = self.twilio.composition_media_url(composition.sid)
-                with open_media(self.http, url, start=start, size=size, what=what,
-                                timeout=self.read_timeout) as media:  # fmt: skip
-                    start = media.start
-                    chunks = media.chunks(began + self.budget, self.clock)
-                    stored = self.storage.write(key, chunks, start=start, size=size)
-        except SizeMismatch:
-            self.storage.discard(key)
-            raise
+        stored, _ = download(
+            self.storage, self.http, key, size,
+            lambda: self.twilio.composition_media_url(composition.sid), what=what,
+            timeout=self.read_timeout, deadline=began + self.budget, clock=self.clock,
+        )  # fmt: skip
         archived_bytes(stored.size)
         log.info("archived composition %s room=%s: %d bytes to %s in %.1fs", composition.sid,
                  room_sid, stored.size, stored.location, self.clock() - began)  # fmt: skip

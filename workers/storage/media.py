@@ -18,12 +18,16 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import requests
 
 from workers.errors import NotFoundYet, PermanentError, TransientError
 from workers.storage.errors import ArchivePaused, SizeMismatch
 from workers.twilio_api import retry_after_seconds
+
+if TYPE_CHECKING:
+    from workers.storage import Storage, Stored
 
 CHUNK_SIZE = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
@@ -141,3 +145,24 @@ def _check(response: requests.Response, *, start: int, size: int, what: str) -> 
     if status in (408, 425, 429) or status >= 500:
         raise TransientError(detail, retry_after=retry_after_seconds(response.headers))
     raise PermanentError(detail)
+
+
+def download(
+    storage: Storage, http: requests.Session, key: str, size: int, media_url: Callable[[], str],
+    *, what: str, timeout: float, deadline: float, clock: Callable[[], float],
+) -> tuple[Stored, int]:  # fmt: skip
+    """Stream the media at ``media_url()`` into ``storage`` at ``key``, resuming after the
+    bytes an earlier attempt staged and committing once all ``size`` bytes are there (asked
+    for only when some are missing). Returns what was stored and the bytes staged before this
+    attempt. A size mismatch discards the staged bytes: the next attempt starts over."""
+    start = storage.staged(key)
+    try:
+        if start >= size:  # every byte was staged by an earlier attempt: commit them
+            return storage.write(key, (), start=start, size=size), start
+        with open_media(http, media_url(), start=start, size=size, what=what,
+                        timeout=timeout) as media:  # fmt: skip
+            chunks = media.chunks(deadline, clock)
+            return storage.write(key, chunks, start=media.start, size=size), media.start
+    except SizeMismatch:
+        storage.discard(key)
+        raise
