@@ -1,12 +1,17 @@
 """1. Ingest: signed ``recording-completed`` callbacks per second accepted by the real endpoint
 (signature, schema, de-duplication, durable enqueue), against a bare Flask view answering 204.
 
-Both are served by the same gunicorn command line (:func:`bench.procs.gunicorn_args`: 2 sync
-workers, one after the other on the same port) and loaded by ``wrk`` from its own process,
-with pre-signed callbacks that each name a distinct recording (the de-duplication never
-short-circuits). Rounds alternate which one goes first; each run is preceded by a short
-warm-up. Before every real run Redis is emptied, so the queue starts empty and every
-callback is new; afterwards the queue must hold one message per accepted callback.
+A third app, the floor (:mod:`bench.floor_app`), only pushes each body onto a Redis list: the
+least any endpoint that queues a callback before answering must do. Its rate against bare
+Flask bounds the ratio any implementation can reach on the machine at hand.
+
+All three are served by the same gunicorn command line (:func:`bench.procs.gunicorn_args`: 2
+sync workers, one after the other on the same port) and loaded by ``wrk`` from its own
+process, with pre-signed callbacks that each name a distinct recording (the de-duplication
+never short-circuits). Each round runs the three back to back, the order rotating from round
+to round, and ratios pair runs of the same round; each run is preceded by a short warm-up.
+Before every measured run Redis is emptied, so the queue starts empty and every callback is
+new; afterwards the real endpoint's queue must hold one message per accepted callback.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Any
 
 from bench import callbacks
 from bench.env import BenchEnv
+from bench.floor_app import FLOOR_QUEUE
 from bench.procs import GUNICORN_WORKERS, start_gunicorn
-from bench.stats import at_least, at_most, median, paired_ratio, ratio, rounded, shown
+from bench.stats import at_least, at_most, median, per_round_ratio, ratio, reference, rounded, shown
 from bench.tools import ensure
 from devtools.redis_server import free_port
 from workers.celery_app import EVENTS_QUEUE
@@ -30,7 +36,11 @@ from workers.celery_app import EVENTS_QUEUE
 log = logging.getLogger(__name__)
 
 LUA = Path(__file__).with_name("wrk_callbacks.lua")
-APPS = {"bare": "bench.bare_app:create_app()", "real": "webhooks:create_app()"}
+APPS = {
+    "bare": "bench.bare_app:create_app()",
+    "floor": "bench.floor_app:create_app()",
+    "real": "webhooks:create_app()",
+}
 
 
 def write_requests(env: BenchEnv, count: int) -> Path:
@@ -82,6 +92,10 @@ def one_run(env: BenchEnv, wrk: str, name: str, requests: Path, options: WrkOpti
             settle(env)  # the requests wrk cut off at its end are still being answered
         env.flush()  # the warm-up's callbacks are forgotten: every measured one is new
         figures = run_wrk(wrk, url, requests, options, options.seconds)
+        if name == "floor":
+            settle(env)
+            with env.client() as client:
+                figures["queued"] = client.llen(FLOOR_QUEUE)
         if name == "real":
             settle(env)
             with env.client() as client:
@@ -94,7 +108,7 @@ def one_run(env: BenchEnv, wrk: str, name: str, requests: Path, options: WrkOpti
                 env.sample_memory("gunicorn", web, "ingest")
     finally:
         web.stop()
-    if name == "real":
+    if name != "bare":
         env.flush()  # keep Redis' memory flat between rounds (the web stopped: nothing lands)
     log.info("ingest %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms", name, figures["rps"],
              figures["p50_us"] / 1000, figures["p99_us"] / 1000)  # fmt: skip
@@ -135,7 +149,8 @@ def run(env: BenchEnv, *, rounds: int = 3, options: WrkOptions | None = None,
     signed = write_requests(env, requests)
     runs: list[dict[str, Any]] = []
     for number in range(rounds):
-        order = ("bare", "real") if number % 2 == 0 else ("real", "bare")
+        shift = number % len(APPS)  # each app first, in the middle and last in turn
+        order = [*APPS][shift:] + [*APPS][:shift]
         for name in order:
             figures = one_run(env, wrk, name, signed, options, last=number == rounds - 1)
             runs.append({"round": number + 1, **figures})
@@ -147,13 +162,20 @@ def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) ->
         value = median(run[key] for run in runs if run["app"] == app)
         return None if value is None else value / scale
 
+    def paired(subject: str, value: str, baseline: str = "bare") -> tuple[float | None, list]:
+        return per_round_ratio(runs, field="app", subject=subject, baseline=baseline, value=value)
+
     bare_rps, real_rps = med("bare", "rps"), med("real", "rps")
     bare_p99, real_p99 = med("bare", "p99_us", 1000), med("real", "p99_us", 1000)
-    rate_ratio, rate_ratios = paired_ratio(runs, field="app", subject="real", value="rps")
-    p99_ratio, p99_ratios = paired_ratio(runs, field="app", subject="real", value="p99_us")
+    rate_ratio, rate_ratios = paired("real", "rps")
+    p99_ratio, p99_ratios = paired("real", "p99_us")
+    floor_rate_ratio, floor_rate_ratios = paired("floor", "rps")
+    floor_p99_ratio, floor_p99_ratios = paired("floor", "p99_us")
+    real_of_floor, real_of_floor_ratios = paired("real", "rps", "floor")
     return {
         "method": {
-            "gunicorn": f"--workers {GUNICORN_WORKERS} --worker-class sync, same flags for both",
+            "gunicorn": f"--workers {GUNICORN_WORKERS} --worker-class sync, same flags for all",
+            "floor": "one LPUSH of the body per callback over one connection per process",
             "wrk": options.describe(),
             "distinct_signed_callbacks": requests,
             "redis": "private redis-server, appendonly yes, appendfsync everysec",
@@ -171,6 +193,15 @@ def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) ->
             "rate_ratios_per_round": rate_ratios,
             "p99_ratios_per_round": p99_ratios,
             "rate_ratio_of_medians": rounded(ratio(real_rps, bare_rps)),
+            "floor_rps": rounded(med("floor", "rps"), 1),
+            "floor_p50_ms": rounded(med("floor", "p50_us", 1000)),
+            "floor_p99_ms": rounded(med("floor", "p99_us", 1000)),
+            "floor_rate_ratio": rounded(floor_rate_ratio),
+            "floor_p99_ratio": rounded(floor_p99_ratio),
+            "floor_rate_ratios_per_round": floor_rate_ratios,
+            "floor_p99_ratios_per_round": floor_p99_ratios,
+            "real_of_floor_rate_ratio": rounded(real_of_floor),
+            "real_of_floor_rate_ratios_per_round": real_of_floor_ratios,
             "p99_ratio_of_medians": rounded(ratio(real_p99, bare_p99)),
             "real_errors": sum(run["status_errors"] for run in runs if run["app"] == "real"),
             "all_accepted_were_queued": all(
@@ -193,6 +224,29 @@ def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) ->
                 "x",
                 baseline=f"bare p99 {shown(bare_p99, '.2f')} ms",
                 subject=f"real p99 {shown(real_p99, '.2f')} ms",
+            ),
+        ],
+        "references": [
+            reference(
+                "floor req/s vs bare Flask",
+                floor_rate_ratio,
+                "x",
+                meaning=f"the floor (one LPUSH per callback, {shown(med('floor', 'rps'))} req/s): "
+                "the most any endpoint queueing before it answers reaches here",
+            ),
+            reference(
+                "floor p99 vs bare Flask",
+                floor_p99_ratio,
+                "x",
+                meaning=f"the floor's p99 ({shown(med('floor', 'p99_us', 1000), '.2f')} ms) "
+                "against bare's: the least any such endpoint reaches here",
+            ),
+            reference(
+                "real req/s vs the floor",
+                real_of_floor,
+                "x",
+                meaning="what signature, schema, de-duplication, ledger, log line and metrics "
+                "leave of the floor's rate",
             ),
         ],
         "runs": runs,

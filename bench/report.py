@@ -73,6 +73,16 @@ def markdown(results: dict[str, Any]) -> str:
         if name in TITLES and str(result.get("measured_at", "")) < started
     ]
     lines += ["", *notes] if notes else []
+    benchmarks = results.get("benchmarks", {})
+    references = [
+        f"| {title}: {item['name']} | {_measured(item)} | {item['meaning']} |"
+        for name, title in TITLES.items()
+        if benchmarks.get(name, {}).get("status") == "ok"
+        for item in benchmarks[name].get("references", [])
+    ]
+    if references:
+        lines += ["", "Reference points (no target of their own):", ""]
+        lines += ["| reference | measured | what it bounds |", "|---|---|---|", *references]
     lines += ["", *others] if others else []
     lines += ["", *older] if older else []
     return "\n".join(lines) + "\n"

@@ -33,10 +33,12 @@ def ratio(subject: float | None, baseline: float | None) -> float | None:
 
 
 def paired_ratio(
-    runs: Sequence[dict[str, Any]], *, field: str, subject: str, value: str
-) -> tuple[float | None, list[float]]:
+    runs: Sequence[dict[str, Any]], *, field: str, subject: str, value: str,
+    baseline: str | None = None,
+) -> tuple[float | None, list[float]]:  # fmt: skip
     """The median, over the subject's runs, of each run's ``value`` divided by the mean of the
     baseline runs right before and after it (``runs`` in the order they ran), and those ratios.
+    The baseline is any other kind of run, or only ``baseline``'s when given.
 
     A run and its neighbours shared the machine's state of the moment, so on a shared machine
     this is steadier than the ratio of the medians, which pairs runs minutes apart."""
@@ -45,9 +47,24 @@ def paired_ratio(
         if run[field] != subject:
             continue
         near = [runs[i][value] for i in (index - 1, index + 1)
-                if 0 <= i < len(runs) and runs[i][field] != subject]  # fmt: skip
+                if 0 <= i < len(runs) and runs[i][field] != subject
+                and baseline in (None, runs[i][field])]  # fmt: skip
         if near and statistics.fmean(near):
             found.append(run[value] / statistics.fmean(near))
+    return median(found), [round(value, 3) for value in found]
+
+
+def per_round_ratio(
+    runs: Sequence[dict[str, Any]], *, field: str, subject: str, baseline: str, value: str
+) -> tuple[float | None, list[float]]:
+    """The median, over rounds (``round`` of each run), of the subject's ``value`` divided by
+    the baseline's in the same round, and those ratios: for rounds of several kinds of run,
+    each round's runs next to one another in time."""
+    found: list[float] = []
+    for number in sorted({run["round"] for run in runs}):
+        here = {run[field]: run[value] for run in runs if run["round"] == number}
+        if here.get(subject) is not None and here.get(baseline):
+            found.append(here[subject] / here[baseline])
     return median(found), [round(value, 3) for value in found]
 
 
@@ -92,6 +109,12 @@ class Verdict:
 def at_least(name: str, measured: float | None, limit: float, unit: str = "",
              **words: str) -> dict[str, Any]:  # fmt: skip
     return Verdict(name, measured, limit, True, unit, **words).to_json()
+
+
+def reference(name: str, measured: float | None, unit: str = "", *, meaning: str) -> dict[str, Any]:
+    """A figure reported beside the targets, with none of its own: what a bound such as a
+    floor, the least any implementation must do, makes possible on the machine at hand."""
+    return {"name": name, "measured": rounded(measured), "unit": unit, "meaning": meaning}
 
 
 def at_most(name: str, measured: float | None, limit: float, unit: str = "",
@@ -149,14 +172,16 @@ def sandwich(
     *,
     rounds: int,
     budget: float | None = None,
+    minimum: int = 1,
 ) -> list[dict[str, Any]]:
     """Run ``baseline, subject, baseline, subject, …, baseline``: every subject run between two
     baseline runs, so drift on a shared machine shows in the baselines around it. Stops adding
-    rounds once ``budget`` seconds have gone by (after at least one subject run)."""
+    rounds once ``budget`` seconds have gone by (after at least ``minimum`` subject runs)."""
     started = time.monotonic()
     runs = [baseline(0)]
     for number in range(rounds):
         runs += [subject(number), baseline(number + 1)]
-        if budget is not None and time.monotonic() - started > budget:
+        over = budget is not None and time.monotonic() - started > budget
+        if over and number + 1 >= minimum:
             break
     return [{"order": index + 1, **run} for index, run in enumerate(runs)]

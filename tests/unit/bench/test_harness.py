@@ -10,7 +10,15 @@ import pytest
 from bench import report
 from bench.drain import task_times
 from bench.ingest import check_real_run
-from bench.stats import Verdict, paired_ratio, percentile, ratio, sandwich
+from bench.stats import (
+    Verdict,
+    paired_ratio,
+    per_round_ratio,
+    percentile,
+    ratio,
+    reference,
+    sandwich,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +67,28 @@ def test_a_sandwiched_subject_run_is_compared_with_the_mean_of_its_two_neighbour
     assert paired_ratio(runs, field="k", subject="s", value="v") == (0.2, [0.2])
 
 
+def test_a_named_baseline_pairs_a_subject_run_with_that_kind_of_neighbour_only():
+    # noop real noop floor noop: the floor is never the real run's baseline.
+    runs = [{"k": "n", "v": 10.0}, {"k": "r", "v": 2.0}, {"k": "f", "v": 4.0},
+            {"k": "n", "v": 8.0}]  # fmt: skip
+    assert paired_ratio(runs, field="k", subject="r", value="v", baseline="n") == (0.2, [0.2])
+    assert paired_ratio(runs, field="k", subject="f", value="v", baseline="n") == (0.5, [0.5])
+    assert paired_ratio(runs, field="k", subject="r", value="v")[1] == [0.286]  # (10+4)/2
+
+
+def test_rounds_of_several_apps_pair_runs_of_the_same_round():
+    runs = [
+        {"round": 1, "app": "bare", "v": 10.0}, {"round": 1, "app": "real", "v": 3.0},
+        {"round": 1, "app": "floor", "v": 5.0}, {"round": 2, "app": "floor", "v": 2.0},
+        {"round": 2, "app": "real", "v": 1.0}, {"round": 2, "app": "bare", "v": 4.0},
+        {"round": 3, "app": "real", "v": 9.0},  # a round without its baseline pairs nothing
+    ]  # fmt: skip
+    paired = per_round_ratio(runs, field="app", subject="real", baseline="bare", value="v")
+    assert paired == (0.275, [0.3, 0.25])
+    of_floor = per_round_ratio(runs, field="app", subject="real", baseline="floor", value="v")
+    assert of_floor == (0.55, [0.6, 0.5])
+
+
 def test_every_subject_run_sits_between_two_baseline_runs():
     runs = sandwich(lambda n: {"kind": f"b{n}"}, lambda n: {"kind": f"s{n}"}, rounds=2)
     assert [run["kind"] for run in runs] == ["b0", "s0", "b1", "s1", "b2"]
@@ -68,6 +98,12 @@ def test_every_subject_run_sits_between_two_baseline_runs():
 def test_the_budget_stops_adding_rounds_after_one_subject_run():
     runs = sandwich(lambda n: {"kind": "b"}, lambda n: {"kind": "s"}, rounds=3, budget=0.0)
     assert [run["kind"] for run in runs] == ["b", "s", "b"]
+
+
+def test_the_budget_waits_for_the_minimum_of_subject_runs():
+    runs = sandwich(lambda n: {"kind": "b"}, lambda n: {"kind": f"s{n}"}, rounds=3, budget=0.0,
+                    minimum=2)  # fmt: skip
+    assert [run["kind"] for run in runs] == ["b", "s0", "b", "s1", "b"]
 
 
 def test_task_times_are_read_from_text_and_json_log_lines(tmp_path):
@@ -109,6 +145,18 @@ def test_the_markdown_gives_each_target_its_verdict_and_lists_what_did_not_run()
     assert "| 1. Ingest: p99 vs bare Flask | ≤ 2x | — | — | 2.5x | MISS\\* |" in text
     assert "\\* p99 vs bare Flask: why." in text
     assert "- 5. Archive: skipped: curl is not installed" in text
+
+
+def test_reference_points_are_listed_apart_from_the_targets():
+    results = RESULTS | {"benchmarks": {**RESULTS["benchmarks"]}}
+    results["benchmarks"]["ingest"] = RESULTS["benchmarks"]["ingest"] | {
+        "references": [reference("floor req/s vs bare Flask", 0.5234, "x", meaning="the most")]
+    }
+    text = report.markdown(results)
+    table, _, references = text.partition("Reference points")
+    assert "floor" not in table
+    assert "| 1. Ingest: floor req/s vs bare Flask | 0.523x | the most |" in references
+    assert "Reference points" not in report.markdown(RESULTS)
 
 
 def test_the_document_is_rewritten_between_its_markers_only(tmp_path: Path):
