@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from schemas.settings import DEFAULT_DATABASE_URL
 from workers.store.engine import database_url, make_engine, write_transaction
+from workers.store.migrate import render_item
 from workers.store.models import Base
 
 config = context.config
@@ -42,6 +43,7 @@ def _migrate(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copying
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -166,7 +166,7 @@ def list_recordings() -> Response:
         raise InvalidFilter(
             f"Invalid filters: {', '.join(sorted(errors))}.", errors=errors
         ) from None
-    from workers.store import Position, RecordingFilters
+    from workers.store.queries import Position, RecordingFilters
 
     filters = RecordingFilters(
         room_sid=loaded["room"], status=loaded["status"], type=loaded["type"],

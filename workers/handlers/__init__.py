@@ -91,7 +91,7 @@ def import_function(path: str) -> UserFunction:
 
 
 # The module of each built-in handler (it registers itself), imported only when the handler is
-# named: the store's SQLAlchemy and Alembic alone add about 30 MiB to every worker process.
+# named: the store's SQLAlchemy alone adds about 20 MiB to every worker process.
 BUILTIN_MODULES = {
     "log": "workers.handlers.log",
     "forward": "workers.handlers.forward",

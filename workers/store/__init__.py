@@ -2,40 +2,31 @@
 
 ``Store.open(DATABASE_URL)`` gives one process its store: :meth:`Store.apply` writes an event
 (the ``store`` handler), :meth:`Store.recordings` and :meth:`Store.recording` read (the web's
-read API). The schema is Alembic's (``migrations/``, see :mod:`workers.store.migrate`); the
-first use checks it, and migrates a SQLite database.
+read API, :mod:`workers.store.queries`). The schema is Alembic's (``migrations/``, see
+:mod:`workers.store.migrate`); the first use checks it, and migrates a SQLite database.
+
+A worker imports only what writing needs: the read API's queries load on the first read,
+Alembic only when the database is not at the revision this code needs
+(:mod:`workers.store.revision`), PostgreSQL's dialect only for a PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from schemas import HandlerEvent
 from workers.store.engine import make_engine
 from workers.store.errors import SchemaNotReady, StoreRefused, StoreUnavailable
-from workers.store.migrate import ensure_schema
-from workers.store.queries import (
-    Page,
-    Position,
-    RecordingDetail,
-    RecordingFilters,
-    get_recording,
-    list_recordings,
-)
 from workers.store.repository import apply_event
+from workers.store.revision import ensure_schema
 
-__all__ = [
-    "Page",
-    "Position",
-    "RecordingDetail",
-    "RecordingFilters",
-    "SchemaNotReady",
-    "Store",
-    "StoreRefused",
-    "StoreUnavailable",
-]
+if TYPE_CHECKING:
+    from workers.store.queries import Page, Position, RecordingDetail, RecordingFilters
+
+__all__ = ["SchemaNotReady", "Store", "StoreRefused", "StoreUnavailable"]
 
 
 class Store:
@@ -68,10 +59,14 @@ class Store:
     def recordings(
         self, filters: RecordingFilters, *, limit: int, after: Position | None = None
     ) -> Page:
+        from workers.store.queries import list_recordings
+
         self.ready()
         return list_recordings(self.engine, filters, limit=limit, after=after)
 
     def recording(self, sid: str) -> RecordingDetail | None:
+        from workers.store.queries import get_recording
+
         self.ready()
         return get_recording(self.engine, sid)
 

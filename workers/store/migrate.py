@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
+from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -21,6 +23,7 @@ from sqlalchemy import Connection, Engine
 
 from workers.store.engine import is_sqlite, shown, write_transaction
 from workers.store.errors import SchemaNotReady, translated
+from workers.store.models import JSONDocument
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             command.upgrade(alembic_config(connection), revision)
 
 
+def render_item(kind: str, item: Any, context: AutogenContext) -> str | Literal[False]:
+    """How ``alembic revision --autogenerate`` writes a JSON column: as SQLAlchemy's own types,
+    as it did before :class:`JSONDocument` replaced ``JSON().with_variant(JSONB(), ...)``."""
+    if kind == "type" and isinstance(item, JSONDocument):
+        context.imports.add("from sqlalchemy.dialects import postgresql")
+        return "sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')"
+    return False
+
+
 def ensure_schema(engine: Engine) -> None:
     """Make sure the tables are those this code expects: a SQLite database is upgraded, any
-    other raises :class:`SchemaNotReady` unless it is up to date."""
+    other raises :class:`SchemaNotReady` unless it is up to date. Reached only through
+    :func:`workers.store.revision.ensure_schema`, when the database is not at the head."""
     head, current = head_revision(), current_revision(engine)
     if current == head:
         return

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Executable, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from schemas import HandlerEvent
 from workers.store.engine import write_transaction
@@ -64,7 +64,11 @@ def apply_event(engine: Engine, event: HandlerEvent) -> bool:
 @cache
 def _insert_new_statement(dialect: str, table: Table, key: str) -> Executable:
     """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` into ``table``."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert: Callable[[Table], Any] = sqlite.insert
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # loaded only for a PostgreSQL database
+
+        insert = postgresql.insert
     return insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
 
 

@@ -9,10 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from devtools.processes import REPO
+from workers.store.engine import make_engine
+from workers.store.migrate import upgrade
 
 SETTINGS = {
     "REDIS_URL": "redis://127.0.0.1:1/0",  # never connected to
@@ -25,6 +28,11 @@ SETTINGS = {
 }
 # SQLAlchemy with Alembic (the store), boto3 (s3:// archives).
 STORE_AND_S3 = {"sqlalchemy", "alembic", "boto3", "botocore"}
+# What a store on an up-to-date SQLite database does without: Alembic with mako (about 8 MiB),
+# PostgreSQL's dialect, the read API's queries.
+NOT_FOR_A_MIGRATED_SQLITE_STORE = {
+    "alembic", "mako", "sqlalchemy.dialects.postgresql", "workers.store.queries",
+}  # fmt: skip
 # What `celery` loads for its other commands: `celery amqp`'s shell, the flower plugin.
 OTHER_COMMANDS = {"click_repl", "prompt_toolkit", "flower", "tornado"}
 
@@ -41,11 +49,16 @@ def run_python(code: str, **settings: str) -> str:
     return done.stdout
 
 
-def loaded_after(code: str, **settings: str) -> set[str]:
-    """The top-level packages imported once ``code`` has run in a fresh interpreter."""
-    listing = 'import json, sys; print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))'
+def modules_after(code: str, **settings: str) -> set[str]:
+    """The modules imported once ``code`` has run in a fresh interpreter."""
+    listing = "import json, sys; print(json.dumps(sorted(sys.modules)))"
     output = run_python(textwrap.dedent(code) + "\n" + listing, **settings)
     return set(json.loads(output.splitlines()[-1]))
+
+
+def loaded_after(code: str, **settings: str) -> set[str]:
+    """The top-level packages imported once ``code`` has run in a fresh interpreter."""
+    return {module.split(".")[0] for module in modules_after(code, **settings)}
 
 
 @pytest.mark.parametrize("handlers", ["log", "log,forward", "log,forward,stream"])
@@ -64,6 +77,50 @@ def test_the_store_handler_loads_sqlalchemy_when_it_is_configured() -> None:
     )
 
     assert "sqlalchemy" in loaded
+
+
+# A pool process as deployed: the app built from the environment, its handlers, one event stored.
+STORE_ONE_EVENT = """
+    import workers
+    from tests.support.twilio import sid
+    from tests.unit.workers.store_events import Room
+    from workers.runtime import runtime
+
+    handler = runtime(workers.app).handlers["store"]
+    handler(Room().recording("recording-started", sid("RT"), 1), None)
+"""
+
+
+def test_a_store_on_a_migrated_sqlite_database_loads_neither_alembic_nor_postgresql(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/roomrec.db"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)  # as `flask db upgrade` or the first worker process did
+    finally:
+        engine.dispose()
+
+    loaded = modules_after(STORE_ONE_EVENT, HANDLERS="log,forward,store", DATABASE_URL=url)
+
+    assert {"sqlalchemy", "sqlalchemy.dialects.sqlite", "workers.store.revision"} <= loaded
+    assert not loaded & NOT_FOR_A_MIGRATED_SQLITE_STORE
+
+
+def test_a_store_on_an_empty_sqlite_database_loads_alembic_to_migrate_it(tmp_path: Path) -> None:
+    migrated = """
+        from workers.store.migrate import current_revision, head_revision
+        from workers.store.revision import HEAD_REVISION
+
+        assert current_revision(handler.store.engine) == head_revision() == HEAD_REVISION
+    """
+    code = textwrap.dedent(STORE_ONE_EVENT) + textwrap.dedent(migrated)
+
+    loaded = modules_after(
+        code, HANDLERS="log,forward,store", DATABASE_URL=f"sqlite:///{tmp_path}/roomrec.db"
+    )
+
+    assert {"alembic", "workers.store.migrate"} <= loaded  # with every dialect Alembic knows
 
 
 def test_the_worker_launcher_loads_none_of_celerys_other_commands() -> None:

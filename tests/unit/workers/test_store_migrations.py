@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
+from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
@@ -29,9 +29,11 @@ from workers.store.migrate import (
     alembic_config,
     current_revision,
     head_revision,
+    render_item,
     upgrade,
 )
 from workers.store.models import Base
+from workers.store.revision import HEAD_REVISION, VERSION_TABLE
 
 REPO = Path(__file__).resolve().parents[3]
 TABLES = {"rooms", "recordings", "events", "alembic_version"}
@@ -110,6 +112,57 @@ def test_an_unmigrated_postgresql_database_is_refused_naming_the_command(tmp_pat
                 store.apply(Room().event("room-created", 0))
             upgrade(store.engine)
             assert store.apply(Room().event("room-created", 0)) is True
+        finally:
+            store.close()
+
+
+def test_autogenerate_writes_json_columns_with_sqlalchemys_types(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"render_item": render_item})
+        operations = produce_migrations(context, Base.metadata).upgrade_ops
+        assert operations is not None
+        code = render_python_code(operations, render_item=render_item, migration_context=context)
+    json = "sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')"
+    assert f"sa.Column('links', {json}, nullable=True)" in code
+    assert "JSONDocument" not in code
+
+
+def test_the_head_known_without_alembic_is_alembics() -> None:
+    # A new revision in migrations/versions must move workers.store.revision.HEAD_REVISION.
+    assert HEAD_REVISION == head_revision()
+
+
+def test_a_sqlite_database_with_an_empty_version_table_migrates_itself(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/roomrec.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")  # leaves alembic_version, empty
+    engine.dispose()
+    store = Store.open(url)
+    try:
+        store.ready()
+        assert current_revision(store.engine) == head_revision()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("stored", [None, "0000"])
+def test_a_postgresql_database_at_another_revision_is_refused_naming_it(
+    tmp_path: Path, stored: str | None
+) -> None:
+    with database_url("postgresql", tmp_path) as url:
+        store = Store.open(url)
+        try:
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"CREATE TABLE {VERSION_TABLE} (version_num varchar(32) PRIMARY KEY)"
+                )
+                if stored is not None:
+                    connection.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} VALUES ('{stored}')")
+            with pytest.raises(SchemaNotReady, match=UPGRADE_COMMAND) as caught:
+                store.ready()
+            assert (caught.value.current, caught.value.head) == (stored, head_revision())
         finally:
             store.close()
 

@@ -19,9 +19,10 @@ from schemas import HandlerEvent
 from tests.support.databases import BACKENDS, database_url
 from tests.support.twilio import sid
 from tests.unit.workers.store_events import T0, Room
-from workers.store import Position, RecordingFilters, Store
+from workers.store import Store
 from workers.store.merge import event_key
 from workers.store.migrate import upgrade
+from workers.store.queries import Position, RecordingFilters
 from workers.store.repository import EVENTS, RECORDINGS, ROOMS
 
 MakeStore = Callable[..., Store]
