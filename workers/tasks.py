@@ -171,13 +171,16 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
     ]
     # Which already took effect (a redelivered task): one round trip for all of them.
     done = rt.redis.mget([done_key(event.id, name, target) for name, _, target, _ in runs])
+    marks = DoneMarks(rt)
     for (name, handler, target, index), was_done in zip(runs, done, strict=True):
         if was_done:
             log.info("%s already took effect for %s; not run again", name, event.id)
         elif getattr(handler, "inline", True) and time.monotonic() - started < budget:
-            attempt_handler(app, rt, name, target, index, event, body, attempt=0, checked=True)
+            attempt_handler(app, rt, name, target, index, event, body, attempt=0, checked=True,
+                            marks=marks)  # fmt: skip
         else:
             deferred.append((name, target, index))
+    marks.write()
     for name, target, index in deferred:
         schedule(
             app, rt, RUN_HANDLER_TASK, [name, target, body],
@@ -193,21 +196,26 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
 
 def attempt_handler(
     app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
-    body: dict[str, Any], *, attempt: int, checked: bool = False,
+    body: dict[str, Any], *, attempt: int, checked: bool = False, marks: DoneMarks | None = None,
 ) -> None:  # fmt: skip
     """One attempt of one handler at one target: done, gone, dead-lettered or scheduled again.
-    ``checked``: the caller already found it not done."""
+    ``checked``: the caller already found it not done. ``marks``: the event's pending done
+    marks, which a repeatable handler's joins (else its mark is written at once)."""
     key = done_key(event.id, name, target)
     if not checked and rt.redis.exists(key):
         log.info("%s already took effect for %s; not run again", name, event.id)
         return
     with metrics.handler_run(name) as run:
-        run.outcome = _attempt(app, rt, name, target, index, event, body, attempt=attempt)
+        pending = DoneMarks(rt) if marks is None else marks
+        run.outcome = _attempt(app, rt, name, target, index, event, body, attempt=attempt,
+                               marks=pending)  # fmt: skip
+        if marks is None:  # a task of its own: nothing comes after it to write its mark
+            pending.write()
 
 
 def _attempt(
     app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
-    body: dict[str, Any], *, attempt: int,
+    body: dict[str, Any], *, attempt: int, marks: DoneMarks,
 ) -> str:  # fmt: skip
     """The attempt itself; returns its outcome (for metrics)."""
     key = done_key(event.id, name, target)
@@ -219,7 +227,8 @@ def _attempt(
         handler(event, target)
     except TargetGone as exc:
         log.warning("%s: not retried", exc)
-        _mark_done(rt, key, event.id, name, target, "gone", attempt + 1)
+        marks.add(key, event.id, name, target, "gone", attempt + 1)
+        marks.write()
         return "gone"
     except PermanentError as exc:
         give_up(
@@ -257,19 +266,39 @@ def _attempt(
         )  # fmt: skip
         metrics.retry_scheduled(stage)
         return "retrying"
-    _mark_done(rt, key, event.id, name, target, "succeeded", attempt + 1)
+    marks.add(key, event.id, name, target, "succeeded", attempt + 1)
+    if not getattr(handler, "repeatable", False):
+        marks.write()  # at once: this handler must not take effect twice
     return "succeeded"
 
 
-def _mark_done(
-    rt: Runtime, key: str, event_id: str, name: str, target: str | None, outcome: str,
-    attempts: int,
-) -> None:  # fmt: skip
-    """The done mark and the outcome, in one round trip, as soon as the effect happened."""
-    with rt.redis.pipeline(transaction=True) as pipe:
-        pipe.set(key, 1, ex=DONE_TTL)
-        rt.outcomes.record(event_id, name, target, outcome, attempts=attempts, pipe=pipe)
-        pipe.execute()
+class DoneMarks:
+    """Done marks with their outcomes, written together in one round trip (a transaction).
+
+    A mark is what keeps a handler from running again when its event's task is delivered
+    again. A handler that must not take effect twice has its mark written as soon as it took
+    effect (with the marks waiting before it); a repeatable one's may wait for the next write,
+    or for the end of the event's handlers, since running it again changes nothing.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.pending: list[tuple[str, str, str, str | None, str, int]] = []
+
+    def add(self, key: str, event_id: str, name: str, target: str | None, outcome: str,
+            attempts: int) -> None:  # fmt: skip
+        self.pending.append((key, event_id, name, target, outcome, attempts))
+
+    def write(self) -> None:
+        if not self.pending:
+            return
+        with self.rt.redis.pipeline(transaction=True) as pipe:
+            for key, event_id, name, target, outcome, attempts in self.pending:
+                pipe.set(key, 1, ex=DONE_TTL)
+                self.rt.outcomes.record(event_id, name, target, outcome, attempts=attempts,
+                                        pipe=pipe)  # fmt: skip
+            pipe.execute()
+        self.pending = []
 
 
 @shared_task(name=RUN_HANDLER_TASK, bind=True, max_retries=None)

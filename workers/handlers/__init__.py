@@ -40,6 +40,9 @@ class Handler(Protocol):
     name: str
     # Optional ``inline = False``: always run in a task of its own (long work), never in the
     # event's task alongside the others.
+    # Optional ``repeatable = True``: running it again for an event it already handled changes
+    # nothing more (it de-duplicates on its own, or its effect is a log line). Its done mark
+    # then waits, in the event's task, to go to Redis with the next one: a round trip less.
 
     def targets(self) -> Sequence[str | None]:
         """Where this handler delivers; it runs once per target."""

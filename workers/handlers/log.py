@@ -15,6 +15,7 @@ events_log = logging.getLogger("roomrec.events")
 
 class LogHandler:
     name = "log"
+    repeatable = True  # again, it logs the line again: nothing else
 
     def targets(self) -> Sequence[str | None]:
         return (None,)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 class StoreHandler:
     name = "store"
+    repeatable = True  # an event already stored is not stored again
 
     def __init__(self, store: Store) -> None:
         self.store = store

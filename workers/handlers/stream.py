@@ -68,6 +68,7 @@ def entry_fields(event: HandlerEvent) -> dict[str, str]:
 
 class StreamHandler:
     name = "stream"
+    repeatable = True  # the marker keeps an event off the stream twice
 
     def __init__(self, client: redis.Redis, key: str, maxlen: int) -> None:
         self.key = key

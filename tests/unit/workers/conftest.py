@@ -5,10 +5,20 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 import requests
+from celery import Celery
 
 from devtools.receiver import ForwardTarget
 from tests.unit.workers.helpers import FORWARD_SECRET, Answer, LocalServer, worker_settings
+from workers.celery_app import make_celery
 from workers.handlers import HandlerContext
+
+
+@pytest.fixture
+def app(redis_url: str) -> Iterator[Celery]:
+    """A Celery app on the private Redis: what tasks and publishing code are handed."""
+    celery = make_celery(redis_url)
+    yield celery
+    celery.close()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from schemas.settings import ConfigurationError
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sid
 from tests.unit.workers.helpers import worker_settings
 from workers import compositions, rooms
-from workers.celery_app import make_celery
 from workers.compositions import LOCK_KEY, MARKER_KEY, Composer, ComposerBusy, composition_form
 from workers.enqueue import event_id
 from workers.errors import NotFoundYet, PermanentError
@@ -58,13 +57,6 @@ def runtime(redis_url: str, twilio: EmulatorProcess) -> Iterator[Runtime]:
     built = Runtime.build(settings)
     yield built
     built.redis.close()
-
-
-@pytest.fixture
-def app(redis_url: str) -> Iterator[Celery]:
-    celery = make_celery(redis_url)
-    yield celery
-    celery.close()
 
 
 def ended_room(twilio: EmulatorProcess, recordings: int = 2) -> str:

@@ -20,7 +20,6 @@ from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, room
 from tests.unit.workers import sample_handlers
 from tests.unit.workers.helpers import recording_event, room_event, worker_settings
 from workers import rooms
-from workers.celery_app import make_celery
 from workers.enqueue import event_id
 from workers.handlers.forward import payload
 from workers.handlers.stream import entry_fields
@@ -185,13 +184,6 @@ def twilio(emulator: EmulatorProcess) -> Iterator[EmulatorProcess]:
     emulator.control.set_composition_settings(auto_advance_ms=None)
     yield emulator
     emulator.control.reset()
-
-
-@pytest.fixture
-def app(redis_url: str) -> Iterator[Celery]:
-    celery = make_celery(redis_url)
-    yield celery
-    celery.close()
 
 
 @pytest.fixture
