@@ -51,6 +51,7 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
     from workers.pump import DelayedRetryPump
 
     app.steps["worker"].add(DelayedRetryPump)
+    app.steps["worker"].add(prefork.TimerCompaction)
     import workers.tasks  # noqa: F401  (registers the tasks)
     from workers.reconcile_task import beat_schedule  # registers roomrec.reconcile
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -240,3 +241,18 @@ def test_an_unsigned_callback_is_refused_and_nothing_runs(start_stack, twilio, f
     assert answer.headers["Content-Type"].startswith("application/problem+json")
     assert stack.redis.llen("roomrec.events") == 0
     assert twilio.control.requests() == []
+
+
+def test_the_main_process_sheds_the_time_limit_timers_of_ended_tasks(
+    start_stack, twilio, forward_target
+):
+    """Each task's time limit is an entry on the main process' timer, only marked cancelled
+    when the task ends; the worker drops those entries every few seconds (workers.prefork)."""
+    stack = start_stack(LOG_LEVEL="DEBUG")
+    for _ in range(5):
+        assert post(stack.callback_url, completed_recording(twilio)).status_code == 204
+    wait_for(lambda: len(forward_target.deliveries) == 5, 30, "five deliveries")
+
+    stack.worker.wait_for_log("timer: dropped", timeout=15)
+    dropped = re.findall(r"timer: dropped (\d+) cancelled entries", stack.worker.log())
+    assert sum(int(count) for count in dropped) >= 5
