@@ -82,7 +82,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if references:
         lines += ["", "Reference points (no target of their own):", ""]
-        lines += ["| reference | measured | what it bounds |", "|---|---|---|", *references]
+        lines += ["| reference | measured | what it shows |", "|---|---|---|", *references]
     lines += ["", *others] if others else []
     lines += ["", *older] if older else []
     return "\n".join(lines) + "\n"
