@@ -66,9 +66,8 @@ class MessageTemplate:
     The messages the web publishes differ only in their task id, arguments and delivery tag, but
     Celery's builder assembles every header again each time (about 60 µs a callback). Here it
     runs once, with placeholders, and the serialised envelope is cut around them; a message is
-    those pieces joined with its own JSON-encoded values. Only for messages published outside a
-    task (no parent, root = itself), as the web's are: inside a task, Celery's builder links each
-    message to the current one.
+    those pieces joined with its own JSON-encoded values. Like :func:`build_message`, it links no
+    message to a parent task (each is its own root), wherever it is called from.
     """
 
     _PLACEHOLDER = re.compile(r'"(roomrec-template-(?:id|body|tag))"')
