@@ -35,47 +35,59 @@ def _no_content() -> Response:
     return response
 
 
-def _pusher(redis_url: str) -> Callable[[bytes], None]:
+class _Pusher:
     """``LPUSH FLOOR_QUEUE body`` in RESP over one connection per process (made after the
     fork), waiting for Redis' answer."""
-    parts = urlsplit(redis_url)
-    sockets: dict[int, socket.socket] = {}
-    head = f"*3\r\n$5\r\nLPUSH\r\n${len(FLOOR_QUEUE)}\r\n{FLOOR_QUEUE}\r\n".encode()
 
-    def push(body: bytes) -> None:
+    def __init__(self, redis_url: str) -> None:
+        parts = urlsplit(redis_url)
+        self.address = (parts.hostname or "localhost", parts.port or 6379)
+        self.sockets: dict[int, socket.socket] = {}
+        self.head = f"*3\r\n$5\r\nLPUSH\r\n${len(FLOOR_QUEUE)}\r\n{FLOOR_QUEUE}\r\n".encode()
+
+    def __call__(self, body: bytes) -> None:
         pid = os.getpid()
-        if pid not in sockets:
-            connection = socket.create_connection((parts.hostname, parts.port or 6379))
+        if pid not in self.sockets:
+            connection = socket.create_connection(self.address)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sockets[pid] = connection
-        connection = sockets[pid]
-        connection.sendall(b"%s$%d\r\n%s\r\n" % (head, len(body), body))
+            self.sockets[pid] = connection
+        connection = self.sockets[pid]
+        connection.sendall(b"%s$%d\r\n%s\r\n" % (self.head, len(body), body))
         answer = connection.recv(64)
         if not answer.startswith(b":"):
             raise RuntimeError(f"LPUSH answered {answer!r}")
 
-    return push
+    def close(self) -> None:
+        for connection in self.sockets.values():
+            connection.close()
+        self.sockets.clear()
 
 
-def _app(handle: Callable[[], Response]) -> Flask:
+def close(app: Flask) -> None:
+    """Close the floor's connections (gunicorn's workers just exit)."""
+    app.extensions["floor_pusher"].close()
+
+
+def _app(handle: Callable[[], Response], push: _Pusher) -> Flask:
     app = Flask(__name__)
+    app.extensions["floor_pusher"] = push
     app.add_url_rule(CALLBACK_PATH, "callback", handle, methods=["GET", "POST"])
     app.add_url_rule("/healthz", "healthz", _no_content)
     return app
 
 
 def create_app() -> Flask:
-    push = _pusher(os.environ["REDIS_URL"])
+    push = _Pusher(os.environ["REDIS_URL"])
 
     def enqueue() -> Response:
         push(request.get_data(cache=False))
         return _no_content()
 
-    return _app(enqueue)
+    return _app(enqueue, push)
 
 
 def create_checked_app() -> Flask:
-    push = _pusher(os.environ["REDIS_URL"])
+    push = _Pusher(os.environ["REDIS_URL"])
     url = os.environ["PUBLIC_BASE_URL"].rstrip("/") + CALLBACK_PATH
     tokens = [os.environ["TWILIO_AUTH_TOKEN"]]
 
@@ -87,4 +99,4 @@ def create_checked_app() -> Flask:
         push(body)
         return _no_content()
 
-    return _app(enqueue)
+    return _app(enqueue, push)

@@ -45,6 +45,35 @@ def test_the_signed_callbacks_are_accepted_and_queued_by_the_real_endpoint(redis
         assert client.llen(EVENTS_QUEUE) == 3  # three distinct recordings: none a duplicate
 
 
+@pytest.mark.parametrize("checked", [False, True])
+def test_the_floors_queue_each_body_and_the_checked_one_checks(redis_url, monkeypatch, checked):
+    from bench import floor_app
+
+    for name, value in {"REDIS_URL": redis_url, "PUBLIC_BASE_URL": callbacks.PUBLIC_BASE_URL,
+                        "TWILIO_AUTH_TOKEN": callbacks.AUTH_TOKEN}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    app = floor_app.create_checked_app() if checked else floor_app.create_app()
+    signed = next(callbacks.signed_callbacks(callbacks.recordings(random.Random(2), 1)))
+    forged = {"X-Twilio-Signature": "Zm9yZ2Vk", "Content-Type": "application/x-www-form-urlencoded"}
+    app.testing = False  # an exception is an answer (500), as under gunicorn
+
+    try:
+        with app.test_client() as client:
+            good = client.post(callbacks.CALLBACK_PATH, data=signed.body,
+                               headers=callbacks.Signer().headers(signed))  # fmt: skip
+            bad = client.post(callbacks.CALLBACK_PATH, data=signed.body, headers=forged)
+    finally:
+        floor_app.close(app)
+
+    assert good.status_code == 204
+    with redis.Redis.from_url(redis_url) as client:
+        queued = client.lrange(floor_app.FLOOR_QUEUE, 0, -1)
+    if checked:  # a forged signature is refused before anything is queued
+        assert bad.status_code != 204 and queued == [signed.body.encode()]
+    else:  # the floor checks nothing
+        assert bad.status_code == 204 and queued == [signed.body.encode()] * 2
+
+
 def test_every_recording_is_distinct_and_knows_its_webhook_id():
     items = callbacks.recordings(random.Random(2), 50)
     assert len({item.sid for item in items}) == 50
