@@ -171,6 +171,18 @@ def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) ->
     rate_ratio, rate_ratios = paired("real", "rps")
     p99_ratio, p99_ratios = paired("real", "p99_us")
     floors = {name: (paired(name, "rps"), paired(name, "p99_us")) for name in ("floor", "checked")}
+
+    def floor_figures(name: str) -> dict[str, Any]:
+        (rate, rates), (p99, p99s) = floors[name]
+        return {
+            f"{name}_rps": rounded(med(name, "rps"), 1),
+            f"{name}_p99_ms": rounded(med(name, "p99_us", 1000)),
+            f"{name}_rate_ratio": rounded(rate),
+            f"{name}_p99_ratio": rounded(p99),
+            f"{name}_rate_ratios_per_round": rates,
+            f"{name}_p99_ratios_per_round": p99s,
+        }
+
     real_of_checked, real_of_checked_ratios = paired("real", "rps", "checked")
     return {
         "method": {
@@ -195,18 +207,8 @@ def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) ->
             "rate_ratios_per_round": rate_ratios,
             "p99_ratios_per_round": p99_ratios,
             "rate_ratio_of_medians": rounded(ratio(real_rps, bare_rps)),
-            **{
-                f"{name}_{key}": value
-                for name, ((rate, rates), (p99, p99s)) in floors.items()
-                for key, value in {
-                    "rps": rounded(med(name, "rps"), 1),
-                    "p99_ms": rounded(med(name, "p99_us", 1000)),
-                    "rate_ratio": rounded(rate),
-                    "p99_ratio": rounded(p99),
-                    "rate_ratios_per_round": rates,
-                    "p99_ratios_per_round": p99s,
-                }.items()
-            },
+            **floor_figures("floor"),
+            **floor_figures("checked"),
             "real_of_checked_rate_ratio": rounded(real_of_checked),
             "real_of_checked_rate_ratios_per_round": real_of_checked_ratios,
             "p99_ratio_of_medians": rounded(ratio(real_p99, bare_p99)),

@@ -218,7 +218,6 @@ def _attempt(
     body: dict[str, Any], *, attempt: int, marks: DoneMarks,
 ) -> str:  # fmt: skip
     """The attempt itself; returns its outcome (for metrics)."""
-    key = done_key(event.id, name, target)
     stage = f"handler:{name}"
     handler = rt.handlers.get(name)
     try:
@@ -227,7 +226,7 @@ def _attempt(
         handler(event, target)
     except TargetGone as exc:
         log.warning("%s: not retried", exc)
-        marks.add(key, event.id, name, target, "gone", attempt + 1)
+        marks.add(event.id, name, target, "gone", attempt + 1)
         marks.write()
         return "gone"
     except PermanentError as exc:
@@ -266,7 +265,7 @@ def _attempt(
         )  # fmt: skip
         metrics.retry_scheduled(stage)
         return "retrying"
-    marks.add(key, event.id, name, target, "succeeded", attempt + 1)
+    marks.add(event.id, name, target, "succeeded", attempt + 1)
     if not getattr(handler, "repeatable", False):
         marks.write()  # at once: this handler must not take effect twice
     return "succeeded"
@@ -283,18 +282,18 @@ class DoneMarks:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.pending: list[tuple[str, str, str, str | None, str, int]] = []
+        self.pending: list[tuple[str, str, str | None, str, int]] = []
 
-    def add(self, key: str, event_id: str, name: str, target: str | None, outcome: str,
+    def add(self, event_id: str, name: str, target: str | None, outcome: str,
             attempts: int) -> None:  # fmt: skip
-        self.pending.append((key, event_id, name, target, outcome, attempts))
+        self.pending.append((event_id, name, target, outcome, attempts))
 
     def write(self) -> None:
         if not self.pending:
             return
         with self.rt.redis.pipeline(transaction=True) as pipe:
-            for key, event_id, name, target, outcome, attempts in self.pending:
-                pipe.set(key, 1, ex=DONE_TTL)
+            for event_id, name, target, outcome, attempts in self.pending:
+                pipe.set(done_key(event_id, name, target), 1, ex=DONE_TTL)
                 self.rt.outcomes.record(event_id, name, target, outcome, attempts=attempts,
                                         pipe=pipe)  # fmt: skip
             pipe.execute()
