@@ -4,6 +4,7 @@ by the Flask command and by Alembic's own command line."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from tests.unit.workers.store_events import Room
 from webhooks import create_app
 from webhooks.extension import roomrec
 from workers.store import SchemaNotReady, Store, StoreUnavailable
-from workers.store.engine import make_engine
+from workers.store.engine import enable_wal, make_engine
 from workers.store.errors import UPGRADE_COMMAND
 from workers.store.migrate import (
     MIGRATIONS_DIR,
@@ -102,6 +103,31 @@ def test_concurrent_first_uses_of_a_sqlite_database_migrate_it_once(tmp_path: Pa
     finally:
         for store in stores:
             store.close()
+
+
+def test_switching_a_new_database_to_wal_waits_for_another_connections_lock(
+    tmp_path: Path,
+) -> None:
+    # What two workers opening a fresh SQLite store at once hit: changing the journal mode while
+    # another connection holds a lock fails at once, whatever the busy timeout.
+    path = tmp_path / "roomrec.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    newcomer = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE t (a)")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO t VALUES (1)")
+        newcomer.execute("PRAGMA busy_timeout = 15000")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            newcomer.execute("PRAGMA journal_mode = WAL")
+        release = threading.Timer(0.2, holder.execute, args=("COMMIT",))
+        release.start()
+        enable_wal(newcomer, timeout=10)
+        release.join()
+        assert newcomer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        newcomer.close()
+        holder.close()
 
 
 def test_an_unmigrated_postgresql_database_is_refused_naming_the_command(tmp_path: Path) -> None:
