@@ -20,7 +20,9 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home room
     && install -d -o roomrec -g roomrec /app/data
 COPY --from=build /opt/roomrec /opt/roomrec
 WORKDIR /app
-# gunicorn's settings (metrics across processes, JSON logs), read from the working directory.
+# gunicorn's settings (metrics across processes, JSON logs, the gevent worker with its header
+# and body deadlines, no trust in proxy headers by default), read from the working directory:
+# port 8000 holds slow clients by itself, behind an L4 load balancer that buffers nothing.
 COPY gunicorn.conf.py ./
 USER 10001:10001
 EXPOSE 8000 5555

@@ -10,7 +10,7 @@ help:
 	@echo "make demo              run a simulated Twilio room through the whole stack"
 	@echo "make test              install everything needed, then run every test"
 	@echo "make run               start web (gunicorn) and a worker for real Twilio, from .env"
-	@echo "make lint              ruff, ruff format --check, mypy"
+	@echo "make lint              ruff, ruff format --check, mypy, import contracts"
 	@echo "make chaos             the real stack under injected faults (about 70 s)"
 	@echo "make bench             the benchmarks of BENCHMARKS.md (about ten minutes)"
 	@echo "make test-unit | test-integration"
@@ -51,6 +51,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

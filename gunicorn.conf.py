@@ -8,19 +8,37 @@ gunicorn reads ``./gunicorn.conf.py`` by itself when started from this directory
   at exit; when set, its ``*.db`` files are deleted at start (they are the last run's). A worker
   that exits is marked dead, so its live gauges go.
 - ``LOG_FORMAT`` (``auto``, ``json``, ``text``): gunicorn's own lines too are JSON off a terminal.
+
+It also sets how the web holds under slow or hostile clients, for every entry point (the image,
+compose, ``make run``, the demo, the tests and the benchmarks):
+
+- An event-loop worker (:class:`BoundedGeventWorker`, gunicorn's gevent worker) holds up to
+  ``WEB_WORKER_CONNECTIONS`` connections per process, so a slow connection costs a greenlet,
+  not a worker. It closes a connection whose request line and headers take longer than
+  ``WEB_HEADER_TIMEOUT`` (on a new or a kept-alive connection), and answers ``408`` and closes
+  one whose body takes longer than ``WEB_BODY_TIMEOUT``.
+- gunicorn trusts ``X-Forwarded-Proto`` (and the like) and a ``SCRIPT_NAME`` header only with
+  ``TRUST_PROXY_HEADERS=1``, and then only from ``FORWARDED_ALLOW_IPS`` (gunicorn's own
+  variable, loopback by default). Otherwise no peer, not even loopback, may set them.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import shutil
 import tempfile
 from typing import Any
 
+import gevent
+from gunicorn import util
 from gunicorn.glogging import Logger
+from gunicorn.http.body import Body
+from gunicorn.workers.ggevent import GeventWorker
 
+from schemas.settings import ConfigurationError, ServerSettings, ServerSettingsSchema, load_settings
 from workers.logs import configure_logging, make_formatter, resolve_format
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -88,3 +106,90 @@ class RoomrecLogger(Logger):
 
 
 logger_class = RoomrecLogger
+
+try:
+    _SERVER: ServerSettings = load_settings(ServerSettingsSchema(), os.environ)
+except ConfigurationError as exc:
+    raise SystemExit(str(exc)) from None
+
+# A body this long is read ahead under the body deadline; the app refuses anything over 64 KiB.
+_BODY_READ_AHEAD = 128 * 1024
+_BODY_TIMEOUT_ANSWER = json.dumps(
+    {
+        "type": "https://roomrec.dev/problems/request-timeout",
+        "title": "Request timeout",
+        "status": 408,
+        "detail": "The request body did not arrive in time.",
+    }
+).encode()
+
+
+class _ReadAhead:
+    """A body reader that gives the bytes read ahead first, then what ``rest`` still holds."""
+
+    def __init__(self, data: bytes, rest: Body) -> None:
+        self.data = data
+        self.rest = rest
+
+    def read(self, size: int) -> bytes:
+        if self.data:
+            chunk, self.data = self.data[:size], self.data[size:]
+            return chunk
+        return bytes(self.rest.read(size))
+
+
+class BoundedGeventWorker(GeventWorker):  # type: ignore[misc]
+    """gunicorn's gevent worker with deadlines on a request's head and body.
+
+    gunicorn 27 has neither: its gevent worker bounds only the wait for the next request on a
+    kept-alive connection (``keepalive``, the :meth:`timeout_ctx` around reading each request's
+    line and headers), and leaves a trickling body to the app for as long as it trickles.
+    """
+
+    header_timeout = _SERVER.header_timeout
+    body_timeout = _SERVER.body_timeout
+
+    def timeout_ctx(self) -> gevent.Timeout:
+        # Around each request's line and headers, the first one's too (keepalive is > 0).
+        return gevent.Timeout(self.header_timeout, False)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        """Read the body ahead within ``body_timeout``, then serve the request; a body late
+        gets a ``408`` and the connection is closed."""
+        data: bytes | None = None
+        with gevent.Timeout(self.body_timeout, False):
+            data = bytes(req.body.read(_BODY_READ_AHEAD))
+        if data is None:
+            self.log.info("closing a connection whose request body is late: %s", addr)
+            try:
+                util.write(sock, self._timeout_answer())
+            except OSError:
+                pass
+            raise StopIteration()
+        req.body = Body(_ReadAhead(data, req.body))
+        return super().handle_request(listener_name, req, sock, addr)
+
+    @staticmethod
+    def _timeout_answer() -> bytes:
+        head = (
+            "HTTP/1.1 408 Request Timeout\r\n"
+            "Content-Type: application/problem+json\r\n"
+            f"Content-Length: {len(_BODY_TIMEOUT_ANSWER)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        return head.encode() + _BODY_TIMEOUT_ANSWER
+
+
+worker_class = BoundedGeventWorker
+worker_connections = _SERVER.worker_connections
+# gunicorn's gevent worker applies its header deadline (timeout_ctx) only with keep-alive on.
+keepalive = max(1, round(_SERVER.header_timeout))
+workers = _SERVER.workers
+graceful_timeout = 20
+
+if not _SERVER.trust_proxy_headers:
+    # gunicorn's defaults trust X-Forwarded-Proto/-Protocol/-Ssl and SCRIPT_NAME/PATH_INFO
+    # headers from loopback (and any peer of a UNIX socket): off unless the operator says so.
+    forwarded_allow_ips = ""
+    secure_scheme_headers: dict[str, str] = {}
+    forwarder_headers = ""

@@ -157,6 +157,7 @@ class BenchEnv:
             "FORWARD_URLS": self.receiver.hook_url,
             "FORWARD_SECRET": FORWARD_SECRET,
             "FORWARD_ALLOW_HTTP": "1",
+            "MEDIA_ALLOWED_NETWORKS": "127.0.0.0/8",  # the emulator's media is on loopback
             "DATABASE_URL": f"sqlite:///{database}",
             # The worker's Prometheus exporter binds every interface; the harness stays on
             # loopback, so it is off (task metrics are still counted in each process).

@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         common = {"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": auth_token,
                   "SPOOL_PATH": str(RUN_DIR / "spool.sqlite3")}  # fmt: skip
-        web = gunicorn_web(common, RUN_DIR / "web.log", port)
+        # The URL the simulated Twilio calls and signs for (only the web gets it).
+        web = gunicorn_web(common | {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
+                           RUN_DIR / "web.log", port)  # fmt: skip
         stack.callback(web.stop)
         callback_url = f"http://127.0.0.1:{port}/twilio/room-events"
         print(f"web       {callback_url}  (logs: .run/web.log)")
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 "FORWARD_URLS": receiver.url,
                 "FORWARD_SECRET": forward_secret,
                 "FORWARD_ALLOW_HTTP": "1",
+                "MEDIA_ALLOWED_NETWORKS": "127.0.0.0/8",  # the emulator's media is on loopback
                 "METRICS_PORT": "0",
             },
             RUN_DIR / "worker.log",

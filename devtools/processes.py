@@ -116,8 +116,8 @@ def gunicorn_web(
     config: Mapping[str, str], log_path: Path, port: int, *, workers: int = 2
 ) -> ManagedProcess:
     args = [
-        str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--graceful-timeout", "10", "webhooks:create_app()",
+        str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--graceful-timeout", "10", "webhooks:create_app()",
     ]  # fmt: skip
     web = ManagedProcess(args, config, log_path)
     web.start()

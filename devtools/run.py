@@ -34,8 +34,10 @@ def main() -> int:
         return 2
     port = env.get("PORT", "8000")
     commands = [
-        [str(BIN / "gunicorn"), "--bind", f"0.0.0.0:{port}", "--workers",
-         env.get("WEB_CONCURRENCY", "2"), "webhooks:create_app()"],
+        # The server settings (gevent worker, header and body deadlines, proxy-header trust)
+        # are gunicorn.conf.py's, as in the image and compose.
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"0.0.0.0:{port}",
+         "--workers", env.get("WEB_CONCURRENCY", "2"), "webhooks:create_app()"],
         [str(BIN / "celery"), "-A", "workers", "worker", "--loglevel", "INFO",
          "--concurrency", env.get("WORKER_CONCURRENCY", "2")],
         # Exactly one beat per deployment: it schedules reconciliation.

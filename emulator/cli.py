@@ -13,7 +13,7 @@ from emulator.control import EmulatorControl
 from emulator.formats import is_sid
 from emulator.server import serve
 from emulator.simulator import RoomSimulator
-from emulator.state import EmulatorConfig, EmulatorState
+from emulator.state import EmulatorConfig, EmulatorState, parse_accounts
 
 
 def _credentials(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, str]:
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_credentials(run)
     run.add_argument("--api-key-sid")
     run.add_argument("--api-key-secret")
+    run.add_argument(
+        "--accounts", metavar="JSON",
+        help='more accounts, {"AC…": {"auth_token": "…", "api_key_sid": "SK…", '
+             '"api_key_secret": "…"}}; default: $TWILIO_ACCOUNTS (tokens are better kept out '
+             "of the argument list)",
+    )  # fmt: skip
     run.add_argument("--public-base-url", help="base of absolute URLs instead of the Host")
     run.add_argument("--log-requests", action="store_true", help="log each request to stderr")
 
@@ -59,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     account_sid, auth_token = _credentials(parser, args)
+    accounts = args.accounts if args.accounts is not None else os.environ.get("TWILIO_ACCOUNTS")
     try:
         config = EmulatorConfig(
             account_sid=account_sid,
@@ -66,6 +73,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             api_key_sid=args.api_key_sid,
             api_key_secret=args.api_key_secret,
             base_url=args.public_base_url.rstrip("/") if args.public_base_url else None,
+            accounts=parse_accounts(accounts or ""),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -64,13 +64,20 @@ def before_request() -> Response | None:
             raise TwilioApiError.for_status(rule.status, retry_after=rule.retry_after)
     if state.settings.latency_ms:
         time.sleep(state.settings.latency_ms / 1000)
-    if is_api_path(path) and (
-        auth is None
-        or auth.type != "basic"
-        or not state.config.accepts(auth.username, auth.password)
-    ):
-        raise TwilioApiError.unauthorized()
+    if is_api_path(path):
+        account = None
+        if auth is not None and auth.type == "basic":
+            account = state.config.account_of(auth.username, auth.password)
+        if account is None:
+            raise TwilioApiError.unauthorized()
+        g.emulator_account = account  # the account whose resources this request sees
     return None
+
+
+def current_account() -> str:
+    """The account the request's credentials belong to (the main one outside /v1)."""
+    account: str | None = g.get("emulator_account")
+    return account if account is not None else current_state().config.account_sid
 
 
 def after_request(response: Response) -> Response:
@@ -84,6 +91,7 @@ def after_request(response: Response) -> Response:
                 "status": None if dropped else response.status_code,
                 "dropped": dropped,
                 "username": g.get("emulator_user"),
+                "account": g.get("emulator_account"),
                 "time": time.time(),
                 "duration_ms": round((time.monotonic() - g.emulator_started) * 1000, 3),
                 "fault": g.get("emulator_fault"),

@@ -44,6 +44,7 @@ class Recording:
     media_external_location: str | None = None
     status_callback: str | None = None
     status_callback_method: str | None = None
+    account_sid: str | None = None  # None: the emulator's main account
 
     def sort_key(self) -> tuple[datetime, str]:
         return (self.date_created, self.sid)
@@ -66,6 +67,7 @@ class Room:
     duration: int | None = None
     status_callback: str | None = None
     status_callback_method: str | None = "POST"
+    account_sid: str | None = None  # None: the emulator's main account
 
     def to_raw(self) -> dict[str, Any]:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -143,8 +145,9 @@ _RECORDING_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "media_external_location": _nullable(_text),
     "status_callback": _nullable(_text),
     "status_callback_method": _nullable(_choice(CALLBACK_METHODS)),
+    "account_sid": _nullable(_sid("AC")),
 }
-_IMMUTABLE_RECORDING_FIELDS = frozenset({"sid", "room_sid"})
+_IMMUTABLE_RECORDING_FIELDS = frozenset({"sid", "room_sid", "account_sid"})
 
 _ROOM_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "sid": _sid("RM"),
@@ -156,6 +159,7 @@ _ROOM_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "duration": _nullable(_count),
     "status_callback": _nullable(_text),
     "status_callback_method": _nullable(_choice(CALLBACK_METHODS)),
+    "account_sid": _nullable(_sid("AC")),
 }
 
 
@@ -195,6 +199,7 @@ def build_recording(data: Mapping[str, Any], *, now: datetime) -> Recording:
         media_external_location=values.get("media_external_location"),
         status_callback=values.get("status_callback"),
         status_callback_method=values.get("status_callback_method"),
+        account_sid=values.get("account_sid"),
     )
 
 
@@ -222,6 +227,7 @@ def build_room(data: Mapping[str, Any], *, now: datetime) -> Room:
         duration=values.get("duration"),
         status_callback=values.get("status_callback"),
         status_callback_method=values.get("status_callback_method", "POST"),
+        account_sid=values.get("account_sid"),
     )
 
 
@@ -229,6 +235,8 @@ def update_room(room: Room, data: Mapping[str, Any], *, now: datetime) -> None:
     values = _parse(data, _ROOM_FIELDS)
     if values.pop("sid", room.sid) != room.sid:
         raise ValidationError("sid: cannot be changed")
+    if values.pop("account_sid", room.account_sid) != room.account_sid:
+        raise ValidationError("account_sid: cannot be changed")
     for name, value in values.items():
         setattr(room, name, value)
     room.date_updated = now

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -35,7 +35,10 @@ class EmulatorProcess:
         *,
         startup_timeout: float = STARTUP_TIMEOUT,
         log_requests: bool = False,
+        accounts: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """``accounts``: more accounts than the main one, ``{"AC…": {"auth_token": …,
+        "api_key_sid": …, "api_key_secret": …}}``, each seeing only its own resources."""
         self._args = [sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1"]
         self._args += ["--port", "0", "--account-sid", account_sid]
         if api_key_sid is not None and api_key_secret is not None:
@@ -44,6 +47,7 @@ class EmulatorProcess:
             self._args.append("--log-requests")
         # The token travels in the environment, not in the (world-readable) argument list.
         self._auth_token = auth_token
+        self._accounts = json.dumps(dict(accounts)) if accounts else ""
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -72,7 +76,7 @@ class EmulatorProcess:
         return "".join(self._stderr)
 
     def start(self) -> EmulatorProcess:
-        env = dict(os.environ, TWILIO_AUTH_TOKEN=self._auth_token)
+        env = dict(os.environ, TWILIO_AUTH_TOKEN=self._auth_token, TWILIO_ACCOUNTS=self._accounts)
         self._process = subprocess.Popen(
             self._args,
             cwd=REPO_ROOT,

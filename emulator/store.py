@@ -54,9 +54,10 @@ class Store:
             self._recordings[recording.sid] = recording
             if recording.room_sid not in self._rooms:
                 self._rooms[recording.room_sid] = build_room(
-                    {"sid": recording.room_sid, "date_created": recording.date_created.isoformat()},
+                    {"sid": recording.room_sid, "date_created": recording.date_created.isoformat(),
+                     "account_sid": recording.account_sid},
                     now=now,
-                )
+                )  # fmt: skip
             return replace(recording), True
 
     def update_recording(self, sid: str, data: Mapping[str, Any]) -> Recording:

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from emulator.errors import TwilioApiError
-from emulator.gate import current_state
+from emulator.gate import current_account, current_state
 from emulator.listing import page_meta, paginate, parse_filter, parse_page_request
 from emulator.media import media_filename, sign_media
-from emulator.models import Recording
+from emulator.models import Recording, Room
 from emulator.resources import render_recording, render_room, render_room_recording
 
 api = Blueprint("twilio_api", __name__, url_prefix="/v1")
@@ -25,9 +25,24 @@ def base_url() -> str:
     return current_state().config.base_url or request.host_url.rstrip("/")
 
 
+def owner(resource: Recording | Room) -> str:
+    """The account a recording or room belongs to."""
+    return resource.account_sid or current_state().config.account_sid
+
+
+def mine(resource: Recording | Room) -> bool:
+    """Whether the request's credentials are those of the resource's account: Twilio answers
+    another account's resource 404 (code 20404), as if it did not exist."""
+    return owner(resource) == current_account()
+
+
 def _find(sid: str, room_sid: str | None = None) -> Recording:
     recording = current_state().store.get_recording(sid)
-    if recording is None or (room_sid is not None and recording.room_sid != room_sid):
+    if (
+        recording is None
+        or (room_sid is not None and recording.room_sid != room_sid)
+        or not mine(recording)
+    ):
         raise TwilioApiError.not_found(request.path)
     return recording
 
@@ -40,14 +55,14 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
 
 @api.get("/Rooms/<room_sid>/Recordings/<sid>")
 def fetch_room_recording(room_sid: str, sid: str) -> Response:
-    state = current_state()
-    return _json(render_room_recording(_find(sid, room_sid), state.config.account_sid, base_url()))
+    recording = _find(sid, room_sid)
+    return _json(render_room_recording(recording, owner(recording), base_url()))
 
 
 @api.get("/Recordings/<sid>")
 def fetch_recording(sid: str) -> Response:
-    state = current_state()
-    return _json(render_recording(_find(sid), state.config.account_sid, base_url()))
+    recording = _find(sid)
+    return _json(render_recording(recording, owner(recording), base_url()))
 
 
 @api.delete("/Rooms/<room_sid>/Recordings/<sid>")
@@ -83,7 +98,7 @@ def fetch_media(sid: str, room_sid: str | None = None) -> Response:
 
 
 def _list(items: list[Recording], *, account_level: bool, max_size: int) -> Response:
-    state = current_state()
+    items = [r for r in items if mine(r)]
     recording_filter = parse_filter(request.args.getlist, account_level=account_level)
     page_request = parse_page_request(request.args.getlist, max_size=max_size)
     page = paginate([r for r in items if recording_filter.matches(r)], page_request)
@@ -91,7 +106,7 @@ def _list(items: list[Recording], *, account_level: bool, max_size: int) -> Resp
     base = base_url()
     return _json(
         {
-            "recordings": [render(r, state.config.account_sid, base) for r in page.items],
+            "recordings": [render(r, owner(r), base) for r in page.items],
             "meta": page_meta(base + request.path, recording_filter, page_request, page),
         }
     )
@@ -101,7 +116,7 @@ def _list(items: list[Recording], *, account_level: bool, max_size: int) -> Resp
 def list_room_recordings(room_sid: str) -> Response:
     state = current_state()
     room = state.store.get_room(room_sid)
-    if room is None:
+    if room is None or not mine(room):
         raise TwilioApiError.not_found(request.path)
     items = [r for r in state.store.recordings() if r.room_sid == room.sid]
     return _list(items, account_level=False, max_size=1000)
@@ -116,6 +131,6 @@ def list_recordings() -> Response:
 def fetch_room(room_sid: str) -> Response:
     state = current_state()
     room = state.store.get_room(room_sid)
-    if room is None:
+    if room is None or not mine(room):
         raise TwilioApiError.not_found(request.path)
-    return _json(render_room(room, state.config.account_sid, base_url()))
+    return _json(render_room(room, owner(room), base_url()))

@@ -29,7 +29,7 @@ from emulator.formats import parse_datetime, utcnow
 from emulator.gate import current_state
 from emulator.listing import page_meta, paginate, parse_page_request
 from emulator.media import media_chunks, sign_media, verify_media_signature
-from emulator.views_api import TTL_DEFAULT, TTL_ERROR_CODE, TTL_MAX, base_url
+from emulator.views_api import TTL_DEFAULT, TTL_ERROR_CODE, TTL_MAX, base_url, mine
 
 api = Blueprint("compositions_api", __name__, url_prefix="/v1")
 media = Blueprint("compositions_media", __name__, url_prefix="/_media/compositions")
@@ -66,6 +66,8 @@ def create() -> Response:
     state = current_state()
     form = {name: request.form.getlist(name) for name in request.form}
     room = state.store.get_room(form.get("RoomSid", [""])[-1])
+    if room is not None and not mine(room):  # another account's room: unknown to this one
+        room = None
     composition = state.compositions.add(parse_create(form, room, now=utcnow()))
     flow().created(composition)
     return _json(_render(composition), 201)

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from emulator.errors import ConflictError, ValidationError
 from emulator.gate import current_state
 from emulator.resources import render_room, render_room_recording
-from emulator.views_api import base_url
+from emulator.views_api import base_url, owner
 
 control = Blueprint("control", __name__, url_prefix="/_emulator")
 
@@ -65,7 +65,7 @@ def create_recording() -> Response:
     fields, exist_ok = _split_exist_ok(_body())
     state = current_state()
     recording, created = state.store.create_recording(fields, exist_ok=exist_ok)
-    body = render_room_recording(recording, state.config.account_sid, base_url())
+    body = render_room_recording(recording, owner(recording), base_url())
     return _json(body, 201 if created else 200)
 
 
@@ -86,7 +86,7 @@ def get_recording(sid: str) -> Response:
 def update_recording(sid: str) -> Response:
     state = current_state()
     recording = state.store.update_recording(sid, _body())
-    return _json(render_room_recording(recording, state.config.account_sid, base_url()))
+    return _json(render_room_recording(recording, owner(recording), base_url()))
 
 
 @control.post("/rooms")
@@ -94,7 +94,7 @@ def create_room() -> Response:
     fields, exist_ok = _split_exist_ok(_body())
     state = current_state()
     room, created = state.store.create_room(fields, exist_ok=exist_ok)
-    body = render_room(room, state.config.account_sid, base_url())
+    body = render_room(room, owner(room), base_url())
     return _json(body, 201 if created else 200)
 
 
@@ -107,7 +107,7 @@ def list_rooms() -> Response:
 def update_room(sid: str) -> Response:
     state = current_state()
     room = state.store.update_room(sid, _body())
-    return _json(render_room(room, state.config.account_sid, base_url()))
+    return _json(render_room(room, owner(room), base_url()))
 
 
 @control.post("/faults")

@@ -85,7 +85,7 @@ class AccountsJson(fields.Field):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(value, Mapping) or not value:
             raise ValidationError('Must be a JSON object: {"AC...": {"auth_token": "..."}}.')
@@ -141,6 +141,64 @@ class Accounts:
 
     def secrets(self) -> list[str]:
         return [secret for account in self for secret in account.secrets()]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedKey:
+    """A SharedKey of Twilio's Webhooks configuration: its id (named by the request's
+    ``X-Twilio-Webhooks-Signature-Settings``) and the secret it signs with."""
+
+    key_id: str
+    secret: str = field(repr=False)
+
+
+# A key id is printable ASCII without the separators of either format it appears in.
+_KEY_ID_FORBIDDEN = frozenset(" ,=;\"'")
+KEY_ID_MAX_LENGTH = 128
+
+
+def check_key_id(key_id: str) -> str | None:
+    """Why ``key_id`` cannot be a SharedKey id, or None when it can."""
+    if not key_id:
+        return "a key id is empty"
+    if len(key_id) > KEY_ID_MAX_LENGTH:
+        return f"a key id is at most {KEY_ID_MAX_LENGTH} characters"
+    if not (key_id.isascii() and key_id.isprintable()) or _KEY_ID_FORBIDDEN & set(key_id):
+        return "a key id is printable ASCII without spaces, quotes, ',', ';' or '='"
+    return None
+
+
+class SharedKeys(fields.Field):
+    """``TWILIO_WEBHOOK_SHARED_KEYS``: ``KEY_ID=SECRET,KEY_ID=SECRET`` (two during a rotation),
+    loaded into a tuple of :class:`SharedKey`. The secret is everything after the first ``=``
+    (base64 padding stays in it); it may not contain ``,``. Errors name the entry's position
+    and its key id, never a secret."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[SharedKey, ...]:
+        if not isinstance(value, str):
+            raise ValidationError("Must be KEY_ID=SECRET, comma-separated.")
+        keys: list[SharedKey] = []
+        errors: list[str] = []
+        seen: set[str] = set()
+        for position, item in enumerate(value.split(","), start=1):
+            key_id, separator, secret = item.strip().partition("=")
+            key_id, secret = key_id.strip(), secret.strip()
+            if not separator:  # the whole entry may be a secret: do not quote it
+                errors.append(f"Entry {position} is not KEY_ID=SECRET.")
+            elif problem := check_key_id(key_id):
+                errors.append(f"Entry {position}: {problem}.")
+            elif not secret:
+                errors.append(f"Key {key_id}: the secret is empty.")
+            elif key_id in seen:
+                errors.append(f"Key {key_id}: listed twice.")
+            else:
+                seen.add(key_id)
+                keys.append(SharedKey(key_id=key_id, secret=secret))
+        if errors:
+            raise ValidationError(errors)
+        return tuple(keys)
 
 
 def _flat(messages: Any, prefix: str = "") -> list[str]:

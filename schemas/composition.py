@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import INCLUDE, Schema, fields, post_load
 
 from schemas.fields import CaseInsensitiveEnum, Sid
+from schemas.recording import AbsoluteUrl, informational
 
 COMPOSITION_STATUSES = ("enqueued", "processing", "completed", "deleted", "failed")
 COMPOSITION_FINAL_STATUSES = frozenset({"completed", "deleted", "failed"})
@@ -33,12 +34,14 @@ class Composition:
     status_callback: str | None
     media_external_location: str | None
     url: str | None
-    links: dict[str, str] | None
+    links: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
     def media_url(self) -> str | None:
-        return (self.links or {}).get("media")
+        """``links["media"]``, as Twilio sent it (informational: never requested)."""
+        media = (self.links or {}).get("media")
+        return media if isinstance(media, str) else None
 
     @property
     def is_final(self) -> bool:
@@ -61,16 +64,16 @@ class CompositionSchema(Schema):
     date_created = fields.AwareDateTime(allow_none=True, load_default=None)
     date_completed = fields.AwareDateTime(allow_none=True, load_default=None)
     status_callback = fields.String(allow_none=True, load_default=None)
-    media_external_location = fields.Url(require_tld=False, allow_none=True, load_default=None)
-    url = fields.Url(require_tld=False, allow_none=True, load_default=None)
-    links = fields.Dict(
-        keys=fields.String(), values=fields.String(), allow_none=True, load_default=None
-    )
+    # As in RoomRecordingSchema: kept as Twilio sent them; the media is fetched by SID.
+    media_external_location = AbsoluteUrl(allow_none=True, load_default=None)
+    url = fields.Raw(allow_none=True, load_default=None)  # informational: any JSON
+    links = fields.Raw(allow_none=True, load_default=None)
 
     @post_load(pass_original=True)
     def _to_composition(
         self, data: dict[str, Any], original: dict[str, Any], **_: Any
     ) -> Composition:
         known: dict[str, Any] = {name: data.get(name) for name in Composition.__dataclass_fields__}
+        known.update(informational(known))
         known["raw"] = dict(original)
         return Composition(**known)

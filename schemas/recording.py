@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load
 
@@ -36,7 +37,7 @@ class RoomRecording:
     grouping_sids: dict[str, Any] | None
     media_external_location: str | None
     url: str | None
-    links: dict[str, str] | None
+    links: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -45,11 +46,39 @@ class RoomRecording:
 
     @property
     def media_url(self) -> str | None:
-        return (self.links or {}).get("media")
+        """``links["media"]``, as Twilio sent it (informational: never requested)."""
+        media = (self.links or {}).get("media")
+        return media if isinstance(media, str) else None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+class AbsoluteUrl(fields.String):
+    """A URL with a scheme and a host that :func:`urllib.parse.urlsplit` takes apart, kept
+    verbatim: no check of the host's or path's characters beyond that."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise ValidationError("Not a valid URL.") from None
+        if not parts.scheme or not parts.hostname or any(c in text for c in "\r\n\t\0"):
+            raise ValidationError("Not a valid URL: it needs a scheme and a host.")
+        return text
+
+
+def informational(known: dict[str, Any]) -> dict[str, Any]:
+    """``url`` and ``links`` as attributes when they have the type Twilio documents, else None;
+    whatever they were, ``raw`` keeps them as sent (and forwards, stores and archives them)."""
+    url, links = known.get("url"), known.get("links")
+    return {
+        "url": url if isinstance(url, str) else None,
+        "links": links if isinstance(links, dict) else None,
+    }
 
 
 class RoomRecordingSchema(Schema):
@@ -74,11 +103,13 @@ class RoomRecordingSchema(Schema):
     offset = fields.Integer(strict=True, allow_none=True, load_default=None)
     track_name = fields.String(allow_none=True, load_default=None)
     grouping_sids = fields.Dict(keys=fields.String(), allow_none=True, load_default=None)
-    media_external_location = fields.Url(require_tld=False, allow_none=True, load_default=None)
-    url = fields.Url(require_tld=False, allow_none=True, load_default=None)
-    links = fields.Dict(
-        keys=fields.String(), values=fields.String(), allow_none=True, load_default=None
-    )
+    # Kept as Twilio sent them. marshmallow's Url refuses what Twilio does send: an S3 bucket
+    # of a legacy name with an underscore (my_bucket.s3.amazonaws.com), a key with a space.
+    # roomrec never requests either (the media is fetched by SID); the external location is
+    # recorded (and logged, redacted) as where the media is, so it must at least be a URL.
+    media_external_location = AbsoluteUrl(allow_none=True, load_default=None)
+    url = fields.Raw(allow_none=True, load_default=None)  # informational: any JSON
+    links = fields.Raw(allow_none=True, load_default=None)
 
     @post_load(pass_original=True)
     def _to_recording(
@@ -94,5 +125,6 @@ class RoomRecordingSchema(Schema):
                     known["room_sid"] = self.fields["room_sid"].deserialize(grouped)
                 except ValidationError as exc:
                     raise ValidationError({"room_sid": exc.messages}, "grouping_sids") from exc
+        known.update(informational(known))
         known["raw"] = dict(original)
         return RoomRecording(**known)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import (
     EXCLUDE,
@@ -23,6 +26,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from schemas.accounts import Accounts, AccountsJson, SharedKey, SharedKeys, TwilioAccount
 from schemas.fields import CaseInsensitiveEnum, Sid
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -38,6 +42,10 @@ DEFAULT_DATABASE_URL = "sqlite:///./data/roomrec.db"
 DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg", "postgres")
 DEFAULT_STREAM_KEY = "roomrec:events"
 DEFAULT_STREAM_MAXLEN = 100_000
+DEFAULT_DEDUP_TTL = 7 * 24 * 3600
+DEFAULT_CALLBACK_MAX_AGE = 3600  # a callback older than this (by its Timestamp) is refused
+DEFAULT_CALLBACK_MAX_SKEW = 300  # how far a Timestamp may be ahead of this host's clock
+DEFAULT_SPOOL_MAX_EVENTS = 100_000
 _positive = validate.Range(min=0, min_inclusive=False)
 # Reconciliation relies on the de-duplication marks (kept 7 days) to skip recordings already
 # processed; a longer window would process older recordings a second time.
@@ -105,6 +113,46 @@ def _check_archive_url(value: str) -> None:
         raise ValidationError("Must be file:///path/to/directory or s3://bucket/prefix.")
 
 
+class Network(fields.Field):
+    """A CIDR network (``10.0.0.0/8``, ``::1/128``, or one address) as an ``ipaddress`` one."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        try:
+            return ipaddress.ip_network(str(value).strip())
+        except ValueError:
+            raise ValidationError(
+                f"Not a CIDR network: {value!r} (e.g. 127.0.0.0/8; no host bits set)."
+            ) from None
+
+
+def _check_base_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            "Must not hold credentials: set them in TWILIO_WEBHOOK_BASIC_AUTH instead."
+        )
+    if parts.query or parts.fragment:
+        raise ValidationError("Must be the app's root URL, without a query or fragment.")
+
+
+def _check_allowed_host(value: str) -> None:
+    try:
+        parts = urlsplit("//" + value)
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError:
+        port, parts = None, None
+    if parts is None or not parts.hostname or parts.netloc != value or "@" in value or port == 0:
+        raise ValidationError(f"Not a host[:port]: {value!r}.")
+
+
+def _check_basic_auth(value: str) -> None:
+    user, separator, password = value.partition(":")
+    if not separator or not user or not password:
+        raise ValidationError("Must be user:password, both non-empty.")  # never quote it
+
+
 class _BaseSettingsSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -143,16 +191,54 @@ class WebSettings:
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     api_token: str | None = field(default=None, repr=False)
     log_format: str = "auto"
+    callback_max_age: int = DEFAULT_CALLBACK_MAX_AGE
+    callback_max_skew: int = DEFAULT_CALLBACK_MAX_SKEW
+    spool_max_events: int = DEFAULT_SPOOL_MAX_EVENTS
+    twilio_account_sid: str | None = None
+    twilio_accounts: tuple[TwilioAccount, ...] = field(default=(), repr=False)
+    # The URL a signature is checked against: PUBLIC_BASE_URL, else a Host of ALLOWED_HOSTS,
+    # else (DEV_MODE only) whatever Host the request names.
+    allowed_hosts: tuple[str, ...] = ()
+    dev_mode: bool = False
+    twilio_webhook_shared_keys: tuple[SharedKey, ...] = field(default=(), repr=False)
+    webhook_basic_auth_user: str | None = None
+    webhook_basic_auth_password: str | None = field(default=None, repr=False)
+
+    @property
+    def accounts(self) -> Accounts:
+        """The accounts whose callbacks this web accepts, by ``AccountSid``."""
+        main = None
+        if self.twilio_auth_token:
+            main = TwilioAccount(
+                account_sid=self.twilio_account_sid,
+                auth_token=self.twilio_auth_token,
+                auth_token_secondary=self.twilio_auth_token_secondary,
+            )
+        return Accounts(main, self.twilio_accounts)
 
 
 class WebSettingsSchema(_BaseSettingsSchema):
+    # Required unless TWILIO_ACCOUNTS names the accounts (checked in _check_accounts).
     twilio_auth_token = fields.String(
-        data_key="TWILIO_AUTH_TOKEN", required=True, validate=validate.Length(min=1)
+        data_key="TWILIO_AUTH_TOKEN", load_default=None, validate=validate.Length(min=1)
     )
+    twilio_account_sid = Sid("AC", data_key="TWILIO_ACCOUNT_SID", load_default=None)
+    twilio_accounts = AccountsJson(data_key="TWILIO_ACCOUNTS", load_default=())
     twilio_auth_token_secondary = fields.String(
         data_key="TWILIO_AUTH_TOKEN_SECONDARY", load_default=None
     )
-    public_base_url = fields.Url(data_key="PUBLIC_BASE_URL", load_default=None, require_tld=False)
+    public_base_url = fields.Url(
+        data_key="PUBLIC_BASE_URL", load_default=None, require_tld=False,
+        schemes={"http", "https"}, validate=_check_base_url,
+    )  # fmt: skip
+    allowed_hosts = CommaList(
+        fields.String(validate=_check_allowed_host), data_key="ALLOWED_HOSTS", load_default=[]
+    )
+    dev_mode = fields.Boolean(data_key="DEV_MODE", load_default=False)
+    twilio_webhook_shared_keys = SharedKeys(data_key="TWILIO_WEBHOOK_SHARED_KEYS", load_default=())
+    twilio_webhook_basic_auth = fields.String(
+        data_key="TWILIO_WEBHOOK_BASIC_AUTH", load_default=None, validate=_check_basic_auth
+    )
     trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
     enqueue_timeout = fields.Float(data_key="ENQUEUE_TIMEOUT", load_default=0.5, validate=_positive)
     spool_path = fields.String(data_key="SPOOL_PATH", load_default="./data/spool.sqlite3")
@@ -162,11 +248,66 @@ class WebSettingsSchema(_BaseSettingsSchema):
     api_token = fields.String(
         data_key="API_TOKEN", load_default=None, validate=validate.Length(min=16)
     )
+    callback_max_age = fields.Integer(
+        data_key="CALLBACK_MAX_AGE", load_default=DEFAULT_CALLBACK_MAX_AGE,
+        validate=validate.Range(min=1),
+    )  # fmt: skip
+    callback_max_skew = fields.Integer(
+        data_key="CALLBACK_MAX_SKEW", load_default=DEFAULT_CALLBACK_MAX_SKEW,
+        validate=validate.Range(min=0),
+    )  # fmt: skip
+    spool_max_events = fields.Integer(
+        data_key="SPOOL_MAX_EVENTS", load_default=DEFAULT_SPOOL_MAX_EVENTS,
+        validate=validate.Range(min=1),
+    )  # fmt: skip
+
+    @validates_schema
+    def _check_replay_window(self, data: dict[str, Any], **_: Any) -> None:
+        """A callback is accepted until CALLBACK_MAX_AGE after its Timestamp, which may be up
+        to CALLBACK_MAX_SKEW ahead of the clock when it first arrives: its de-duplication mark
+        (DEDUP_TTL) must outlive that, or a replay would be queued again."""
+        window = data.get("callback_max_age", 0) + data.get("callback_max_skew", 0)
+        if window >= data.get("dedup_ttl", DEFAULT_DEDUP_TTL):
+            raise ValidationError({"CALLBACK_MAX_AGE": [
+                "CALLBACK_MAX_AGE + CALLBACK_MAX_SKEW must be shorter than DEDUP_TTL, or a "
+                "replayed callback could outlive its de-duplication mark."
+            ]})  # fmt: skip
+
+    @validates_schema
+    def _check_accounts(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("twilio_auth_token") and not data.get("twilio_accounts"):
+            raise ValidationError(
+                {"TWILIO_AUTH_TOKEN": ["Required (or TWILIO_ACCOUNTS): it checks signatures."]}
+            )
+        if any(not account.auth_token for account in data.get("twilio_accounts", ())):
+            raise ValidationError(
+                {"TWILIO_ACCOUNTS": ["Every account needs its auth_token: it checks signatures."]}
+            )
+        if data.get("twilio_accounts") and data.get("twilio_auth_token"):
+            if not data.get("twilio_account_sid"):  # else its callbacks match no account
+                raise ValidationError({"TWILIO_ACCOUNT_SID": [
+                    "Required with both TWILIO_AUTH_TOKEN and TWILIO_ACCOUNTS: callbacks are "
+                    "checked with the tokens of the account their AccountSid names."
+                ]})  # fmt: skip
+
+    @validates_schema
+    def _check_signed_url(self, data: dict[str, Any], **_: Any) -> None:
+        if not (data.get("public_base_url") or data.get("allowed_hosts") or data.get("dev_mode")):
+            raise ValidationError({"PUBLIC_BASE_URL": [
+                "Required, or ALLOWED_HOSTS (the Hosts a callback may name), or DEV_MODE=1 on a "
+                "development machine: without them a signature made for any host of the account "
+                "(a staging deployment) would be accepted."
+            ]})  # fmt: skip
 
     @post_load
     def _to_settings(self, data: dict[str, Any], **_: Any) -> WebSettings:
         if data["public_base_url"]:
             data["public_base_url"] = data["public_base_url"].rstrip("/")
+        data["allowed_hosts"] = tuple(host.lower() for host in data["allowed_hosts"])
+        basic = data.pop("twilio_webhook_basic_auth")
+        if basic:
+            user, _, password = basic.partition(":")
+            data["webhook_basic_auth_user"], data["webhook_basic_auth_password"] = user, password
         return WebSettings(**data)
 
 
@@ -210,6 +351,41 @@ class WorkerSettings:
     compose_on_room_ready: bool = False
     public_base_url: str | None = None
     twilio_max_concurrency: int | None = None  # None: no client-side limit
+    # Non-public networks media downloads may reach anyway (MEDIA_ALLOWED_NETWORKS).
+    media_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    twilio_accounts: tuple[TwilioAccount, ...] = field(default=(), repr=False)
+
+    @property
+    def accounts(self) -> Accounts:
+        """Every account whose recordings this worker fetches, the main one first."""
+        main = TwilioAccount(
+            account_sid=self.twilio_account_sid,
+            auth_token=self.twilio_auth_token,
+            api_key_sid=self.twilio_api_key_sid,
+            api_key_secret=self.twilio_api_key_secret,
+        )
+        return Accounts(main, self.twilio_accounts)
+
+    @property
+    def marks_ttl(self) -> int:
+        """How long the workers keep what says an effect happened: the done marks, the outcomes,
+        the room state (so ``room.recordings_ready`` is emitted once) and the composition marker.
+
+        The rule: such a mark must outlive every delivery of its event that can still come.
+
+        - A callback replayed to the web is refused while its de-duplication mark lives
+          (``DEDUP_TTL`` from its first arrival) and by its Timestamp afterwards (the web requires
+          ``CALLBACK_MAX_AGE + CALLBACK_MAX_SKEW < DEDUP_TTL``): nothing arrives later than
+          ``DEDUP_TTL`` after the first arrival.
+        - A task of the event can still run up to ``TASK_MAX_RETRIES x RETRY_BACKOFF_MAX`` after
+          it was queued (its retries), plus one ``VISIBILITY_TIMEOUT`` (a redelivery).
+
+        A mark is set at the latest when the last of those runs ends, so it is kept for the sum:
+        ``DEDUP_TTL`` plus the retry horizon plus the visibility timeout. Computed rather than
+        checked at start-up, so no combination of the three can break the rule.
+        """
+        retries = math.ceil(self.max_retries * self.retry_backoff_max)
+        return self.dedup_ttl + retries + self.visibility_timeout
 
     @property
     def twilio_credentials(self) -> tuple[str, str]:
@@ -232,6 +408,7 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     twilio_max_concurrency = fields.Integer(
         data_key="TWILIO_MAX_CONCURRENCY", load_default=None, validate=validate.Range(min=1)
     )
+    twilio_accounts = AccountsJson(data_key="TWILIO_ACCOUNTS", load_default=())
     database_url = fields.String(
         data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
     )
@@ -278,6 +455,9 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     )
     archive_delete_from_twilio = fields.Boolean(
         data_key="ARCHIVE_DELETE_FROM_TWILIO", load_default=False
+    )
+    media_allowed_networks = CommaList(
+        Network(), data_key="MEDIA_ALLOWED_NETWORKS", load_default=[]
     )
     archive_timeout = fields.Float(
         data_key="ARCHIVE_TIMEOUT", load_default=15.0,
@@ -377,11 +557,49 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         if data["retry_backoff_max"] is None:
             redis_broker = _is_redis(data["broker_url"])
             data["retry_backoff_max"] = 1800.0 if redis_broker else AMQP_DEFAULT_BACKOFF
-        for name in ("handlers", "forward_urls"):
+        for name in ("handlers", "forward_urls", "media_allowed_networks"):
             data[name] = tuple(data[name])
         if data["public_base_url"]:
             data["public_base_url"] = data["public_base_url"].rstrip("/")
         return WorkerSettings(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How gunicorn serves the web (read by ``gunicorn.conf.py``)."""
+
+    header_timeout: float
+    body_timeout: float
+    worker_connections: int
+    trust_proxy_headers: bool
+    workers: int
+
+
+class ServerSettingsSchema(Schema):
+    """The web server's bounds on slow clients and its trust in proxy headers."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    # Longest wait for a request's line and headers, on a new or a kept-alive connection.
+    header_timeout = fields.Float(
+        data_key="WEB_HEADER_TIMEOUT", load_default=10.0, validate=_positive
+    )
+    # Longest a request's body may take to arrive, from its headers' end.
+    body_timeout = fields.Float(data_key="WEB_BODY_TIMEOUT", load_default=10.0, validate=_positive)
+    # Connections each gunicorn worker holds at once; more wait in the listen backlog.
+    worker_connections = fields.Integer(
+        data_key="WEB_WORKER_CONNECTIONS", load_default=1000, validate=validate.Range(min=1)
+    )
+    trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
+    # gunicorn worker processes (gunicorn's own variable; --workers overrides it).
+    workers = fields.Integer(
+        data_key="WEB_CONCURRENCY", load_default=2, validate=validate.Range(min=1)
+    )
+
+    @post_load
+    def _to_settings(self, data: dict[str, Any], **_: Any) -> ServerSettings:
+        return ServerSettings(**data)
 
 
 def load_settings(schema: Schema, env: Mapping[str, str]) -> Any:

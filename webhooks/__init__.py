@@ -7,6 +7,7 @@ the configuration from the environment (see :class:`schemas.settings.WebSettings
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,8 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 MAX_BODY_BYTES = 64 * 1024
 
+log = logging.getLogger(__name__)
+
 
 def create_app(
     config: Mapping[str, str] | WebSettings | None = None, *, enqueuer: Enqueuer | None = None
@@ -34,7 +37,8 @@ def create_app(
     """The Flask app.
 
     ``config`` is the environment-style variables (default ``os.environ``) or loaded settings;
-    a missing ``TWILIO_AUTH_TOKEN`` raises :class:`schemas.settings.ConfigurationError`.
+    a missing ``TWILIO_AUTH_TOKEN``, or neither ``PUBLIC_BASE_URL`` nor ``ALLOWED_HOSTS`` (nor
+    ``DEV_MODE=1``), raises :class:`schemas.settings.ConfigurationError`.
     ``enqueuer`` defaults to one built from ``CELERY_BROKER_URL`` / ``REDIS_URL``.
     """
     try:
@@ -48,6 +52,12 @@ def create_app(
             raise NoAppException(str(exc)) from None  # one line naming it, no traceback
         raise
     configure_logging(settings.log_level, settings.log_format, secrets=settings_secrets(settings))
+    if settings.dev_mode and not settings.public_base_url and not settings.allowed_hosts:
+        log.warning(
+            "DEV_MODE=1: signatures are checked against whatever Host the request names, so a "
+            "callback signed for another deployment of the account is accepted; set "
+            "PUBLIC_BASE_URL or ALLOWED_HOSTS anywhere but on a development machine"
+        )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.trust_proxy_headers:
@@ -61,7 +71,7 @@ def create_app(
             timeout=settings.enqueue_timeout,
             dedup_ttl=settings.dedup_ttl,
         )
-    spool = Spool(Path(settings.spool_path))
+    spool = Spool(Path(settings.spool_path), max_events=settings.spool_max_events)
     relay = Relay(spool, enqueuer.enqueue)
     if spool.pending():  # left by a previous run: relay it as soon as the queue answers
         relay.ensure_running()

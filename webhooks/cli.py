@@ -135,10 +135,11 @@ def _pretty(body: Any) -> str:
 @with_appcontext
 def reconcile_command(since: str | None, until: str | None, as_json: bool) -> None:
     """Process every completed or failed recording created since WHEN whose callback never
-    arrived, as if it had. Recordings already processed are skipped."""
+    arrived, as if it had. Recordings already processed are skipped. Every configured account
+    (TWILIO_ACCOUNT_SID and TWILIO_ACCOUNTS) is listed with its own credentials."""
     from workers.enqueue import Enqueuer, same_redis
-    from workers.reconcile import reconcile
-    from workers.twilio_api import TwilioVideo
+    from workers.reconcile import reconcile_accounts
+    from workers.twilio_api import TwilioClients
 
     settings = worker_settings()
     start = parse_when(since) if since else parse_when(f"{settings.reconcile_window}s")
@@ -154,15 +155,15 @@ def reconcile_command(since: str | None, until: str | None, as_json: bool) -> No
     enqueuer = Enqueuer(celery, client, dedup_ttl=ttl, atomic=atomic)
     try:
         with failures(), progress("Reconciling") as advance:
-            summary = reconcile(
-                TwilioVideo(settings), enqueuer, start, end, advance,
-                account_sid=settings.twilio_account_sid,
-            )  # fmt: skip
+            summary = reconcile_accounts(TwilioClients(settings), enqueuer, start, end, advance)
     finally:
         celery.close()
         client.close()
+    failed = "; ".join(f"account {sid}: {error}" for sid, error in summary.failed.items())
     if as_json:
         emit_json(summary.to_json())
+        if failed:
+            raise CommandFailed(failed)
         return
     found = summary.to_json()
     click.echo(
@@ -172,3 +173,5 @@ def reconcile_command(since: str | None, until: str | None, as_json: bool) -> No
     )
     for sid in summary.queued:
         click.echo(f"queued {sid}")
+    if failed:
+        raise CommandFailed(failed)

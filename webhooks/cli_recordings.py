@@ -3,7 +3,8 @@
 Both act as a worker does and read the worker's settings (Twilio credentials,
 ``TWILIO_VIDEO_BASE_URL``, ``HANDLERS`` …) from the environment. A recording is fetched from
 the account-level resource (``GET /v1/Recordings/{RT}``), through the workers' Twilio client
-and schema.
+and schema: with ``--account AC…`` that account's, else each configured account's in turn
+(``TWILIO_ACCOUNT_SID`` first, then ``TWILIO_ACCOUNTS``) until one has it.
 """
 
 from __future__ import annotations
@@ -31,22 +32,44 @@ group = AppGroup("recordings", help="RoomRecordings, fetched from Twilio or proc
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
-def fetch(settings: WorkerSettings, sid: str) -> RoomRecording:
-    from workers.twilio_api import TwilioVideo, load_recording
+def fetch(
+    settings: WorkerSettings, sid: str, account_sid: str | None = None
+) -> tuple[RoomRecording, str]:
+    """The recording and the account it was found in: ``account_sid``'s, else the first
+    configured account that has it (Twilio answers 404 for another account's recording)."""
+    from workers.errors import NotFoundYet
+    from workers.twilio_api import TwilioClients, load_recording
 
+    clients = TwilioClients(settings)
+    candidates = [clients.for_account(account_sid)] if account_sid else clients.every_account()
     what = f"fetch of recording {sid}"
-    response = TwilioVideo(settings).request("GET", f"/v1/Recordings/{sid}", what)
-    return load_recording(response.text, what)
+    missing: NotFoundYet | None = None
+    for twilio in candidates:
+        try:
+            response = twilio.request("GET", f"/v1/Recordings/{sid}", what)
+        except NotFoundYet as exc:  # not this account's: try the next
+            missing = missing or exc
+            continue
+        return load_recording(response.text, what), twilio.account_sid
+    assert missing is not None
+    raise missing
+
+
+account_option = click.option(
+    "--account", "account_sid", metavar="AC…",
+    help="The account of the recording(s) (default: each configured account until one has it).",
+)  # fmt: skip
 
 
 @group.command("fetch")
 @click.argument("sid", metavar="RT…", callback=recording_sid)
+@account_option
 @json_option
-def fetch_command(sid: str, as_json: bool) -> None:
+def fetch_command(sid: str, account_sid: str | None, as_json: bool) -> None:
     """Fetch one RoomRecording from Twilio and print it, validated."""
     settings = worker_settings()
     with failures():
-        recording = fetch(settings, sid)
+        recording, _ = fetch(settings, sid, account_sid)
     if as_json:
         emit_json(recording.raw)
         return
@@ -62,8 +85,11 @@ def fetch_command(sid: str, as_json: bool) -> None:
     "--force", is_flag=True,
     help="Run every handler again, even those that already took effect for the event.",
 )  # fmt: skip
+@account_option
 @json_option
-def replay_command(sids: tuple[str, ...], force: bool, as_json: bool) -> None:
+def replay_command(
+    sids: tuple[str, ...], force: bool, account_sid: str | None, as_json: bool
+) -> None:
     """Process recordings again as if their final callback had just arrived: fetch each one,
     queue its recording-completed (or recording-failed) event, and let the workers run the
     handlers. Without --force, handlers that already took effect for the event are skipped."""
@@ -82,10 +108,10 @@ def replay_command(sids: tuple[str, ...], force: bool, as_json: bool) -> None:
             with progress("Replaying", len(sids), enabled=len(sids) > 1) as advance:
                 for sid in sids:
                     try:
+                        recording, found_in = fetch(settings, sid, account_sid)
                         message = synthetic_message(
-                            fetch(settings, sid), source="replay",
-                            account_sid=settings.twilio_account_sid,
-                        )  # fmt: skip
+                            recording, source="replay", account_sid=found_in
+                        )
                     except (PermanentError, TransientError) as exc:  # this one; go on
                         failed.append({"recording_sid": sid, "error": str(exc)})
                     else:

@@ -42,6 +42,62 @@ class SignatureError(WebError):
     title = "Invalid signature"
 
 
+class SignedWithAuthToken(SignatureError):
+    """The request names a SharedKey but its signature was made with the auth token."""
+
+    slug = "signed-with-auth-token"
+    title = "Signed with the auth token instead of the SharedKey"
+
+
+class UnknownSigningKey(SignatureError):
+    """``X-Twilio-Webhooks-Signature-Settings`` names a SharedKey this service does not hold."""
+
+    slug = "unknown-signing-key"
+    title = "Unknown signing key"
+
+
+class UnsupportedSignatureAlgorithm(SignatureError):
+    """``X-Twilio-Webhooks-Signature-Settings`` names an algorithm other than HMAC_SHA1/256."""
+
+    slug = "unsupported-signature-algorithm"
+    title = "Unsupported signature algorithm"
+
+
+class InvalidSignatureSettings(SignatureError):
+    """``X-Twilio-Webhooks-Signature-Settings`` is not ``key=<id>,algorithm=<name>``."""
+
+    slug = "invalid-signature-settings"
+    title = "Invalid signature settings"
+
+
+class UnknownAccount(SignatureError):
+    """The callback's ``AccountSid`` is not an account this service serves."""
+
+    slug = "unknown-account"
+    title = "Unknown account"
+
+
+class HostNotAllowed(WebError):
+    """The request's ``Host`` is not in ``ALLOWED_HOSTS``: a signature is not checked for it."""
+
+    status = 400
+    slug = "host-not-allowed"
+    title = "Host not allowed"
+
+
+class BasicAuthRequired(WebError):
+    """``TWILIO_WEBHOOK_BASIC_AUTH`` is set and the request lacks the right credentials."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+    realm = "roomrec"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Basic realm="{self.realm}"'}
+
+
 class UnsupportedContentType(WebError):
     """A POST whose body is not ``application/x-www-form-urlencoded``."""
 
@@ -98,3 +154,41 @@ class NotReady(QueueUnavailable):
     slug = "not-ready"
     title = "Not ready"
     log_level = logging.WARNING
+
+
+class StaleCallback(WebError):
+    """A validly signed callback whose ``Timestamp`` is older than ``CALLBACK_MAX_AGE``: a
+    replay, refused like an expired credential (403, as S3's ``RequestTimeTooSkewed``)."""
+
+    status = 403
+    slug = "stale-callback"
+    title = "Stale callback"
+
+
+class CallbackFromTheFuture(StaleCallback):
+    """A validly signed callback whose ``Timestamp`` is more than ``CALLBACK_MAX_SKEW`` ahead."""
+
+    slug = "callback-from-the-future"
+    title = "Callback from the future"
+
+
+class TooManyParams(BadRequestParams):
+    """More parameters than any callback carries; refused before the signature is computed."""
+
+    slug = "too-many-parameters"
+    title = "Too many parameters"
+
+
+class ParamNameTooLong(BadRequestParams):
+    """A parameter name longer than any Twilio sends; refused before the signature."""
+
+    slug = "parameter-name-too-long"
+    title = "Parameter name too long"
+
+
+class SpoolFull(QueueUnavailable):
+    """The queue is unreachable and the spool holds ``SPOOL_MAX_EVENTS`` already."""
+
+    slug = "spool-full"
+    title = "Spool full"
+    retry_after = 30

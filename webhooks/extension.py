@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
+from schemas.accounts import Accounts
 from schemas.settings import WebSettings
 from webhooks.spool import Relay, Spool
 from workers.enqueue import Enqueuer
@@ -22,13 +24,30 @@ class Roomrec:
     enqueuer: Enqueuer
     spool: Spool
     relay: Relay
+    # Read from the settings once, not per callback.
+    accounts: Accounts = field(init=False, repr=False)
+    shared_keys: Mapping[str, str] = field(init=False, repr=False)
+    basic_auth: tuple[str, str] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        object.__setattr__(self, "accounts", settings.accounts)
+        keys = {key.key_id: key.secret for key in settings.twilio_webhook_shared_keys}
+        object.__setattr__(self, "shared_keys", keys)
+        user, password = settings.webhook_basic_auth_user, settings.webhook_basic_auth_password
+        object.__setattr__(self, "basic_auth", (user, password) if user and password else None)
 
     @property
     def auth_tokens(self) -> tuple[str, ...]:
-        """The tokens a signature may be made with: the auth token, then the secondary one."""
-        secondary = self.settings.twilio_auth_token_secondary
-        primary = self.settings.twilio_auth_token
-        return (primary, secondary) if secondary else (primary,)
+        """The tokens of the main account: the auth token, then the secondary one."""
+        main = self.accounts.main
+        return main.auth_tokens if main else ()
+
+    def tokens_for(self, account_sid: str | None) -> tuple[str, ...] | None:
+        """The auth tokens a callback of ``account_sid`` is signed with; None when this service
+        does not serve that account."""
+        account = self.accounts.get(account_sid)
+        return None if account is None else account.auth_tokens
 
 
 def roomrec(app: Flask | None = None) -> Roomrec:

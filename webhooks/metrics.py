@@ -14,7 +14,9 @@ The same hook binds the callback's event and SIDs to the request's log lines.
 
 Under gunicorn's several processes the counts live in files under ``PROMETHEUS_MULTIPROC_DIR``
 (``gunicorn.conf.py`` prepares it) and ``/metrics`` merges every process's, plus the queue depth
-read from the broker at each scrape.
+read from the broker at each scrape and the spool's depth (``roomrec_spool_events``, beside its
+bound ``roomrec_spool_max_events``) read from the spool file, which every process shares: a
+value sampled at the scrape, so no per-process gauge file (``multiprocess_mode``) to merge.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -36,6 +39,8 @@ from werkzeug.datastructures import Headers
 
 from schemas.settings import WebSettings
 from webhooks.callback_context import UNKNOWN
+from webhooks.extension import roomrec
+from webhooks.spool import Spool
 from webhooks.views import CALLBACK_PATH, DUPLICATE_HEADER, SPOOLED_HEADER
 from workers.logs import bind
 from workers.metrics import MULTIPROC_ENV
@@ -78,18 +83,40 @@ def metrics() -> Response:
     """Every process's counts and the queue depth, in the format the scraper asks for."""
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     queue: QueueDepthCollector | None = current_app.extensions.get(_QUEUE_KEY)
-    return Response(encode(_registry(queue)), content_type=content_type)
+    spool = SpoolDepthCollector(roomrec().spool)
+    return Response(encode(_registry(queue, spool)), content_type=content_type)
 
 
-def _registry(queue: Collector | None) -> Collector:
+class SpoolDepthCollector(Collector):
+    """``roomrec_spool_events`` (callbacks waiting in the local spool for the queue) and
+    ``roomrec_spool_max_events`` (``SPOOL_MAX_EVENTS``), read when Prometheus scrapes."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "roomrec_spool_events",
+            "Callbacks kept in the local spool, waiting for the queue.",
+            value=self.spool.pending(),
+        )
+        yield GaugeMetricFamily(
+            "roomrec_spool_max_events",
+            "How many callbacks the spool may hold (SPOOL_MAX_EVENTS); beyond, 503 spool-full.",
+            value=self.spool.max_events,
+        )
+
+
+def _registry(*extra: Collector | None) -> Collector:
     path = os.environ.get(MULTIPROC_ENV)
     if path:  # the counts of this process alone would be a fraction: merge the files
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=path)
-        if queue is not None:
-            registry.register(queue)
+        for collector in extra:
+            if collector is not None:
+                registry.register(collector)
         return registry
-    return _Both(REGISTRY, queue)
+    return _Both(REGISTRY, *extra)
 
 
 class _Both(Collector):

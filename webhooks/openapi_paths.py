@@ -84,10 +84,19 @@ def callbacks(spec: APISpec, plugin: MarshmallowPlugin) -> None:
                 SPOOLED_HEADER: flag | {"description": "Kept on disk; queued later."},
             },
         },
-        "400": problem("Invalid or repeated parameters, an unknown event, or not UTF-8."),
-        "403": problem("Missing or wrong X-Twilio-Signature."),
+        "400": problem(
+            "Invalid or repeated parameters, an unknown event, not UTF-8, more than "
+            "100 parameters or a name over 256 characters."
+        ),
+        "403": problem(
+            "Missing or wrong X-Twilio-Signature, or a Timestamp older than "
+            "CALLBACK_MAX_AGE or ahead by over CALLBACK_MAX_SKEW."
+        ),
         "413": problem("The request is over 64 KiB."),
-        "503": problem("The event could not be kept; try again later.", RETRY),
+        "503": problem(
+            "The event could not be kept (queue down, spool full or unwritable); try again later.",
+            RETRY,
+        ),
     }
     post = {
         "operationId": "postRoomEvent", "tags": ["callbacks"],

@@ -14,9 +14,21 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from marshmallow import ValidationError
 
 from schemas import RoomEvent, UnknownEventError, load_callback
-from webhooks.errors import BadRequestParams, InvalidEncoding, RepeatedParams, UnknownEvent
+from webhooks.errors import (
+    BadRequestParams,
+    InvalidEncoding,
+    ParamNameTooLong,
+    RepeatedParams,
+    TooManyParams,
+    UnknownEvent,
+)
 
 _NOT_UTF8 = "Not valid UTF-8."
+# Twilio sends fewer than 40 parameters, none with a long name: more is a flood, refused before
+# the signature is computed over it.
+MAX_PARAMS = 100
+MAX_NAME_LENGTH = 256
+_SHOWN_NAME = 40  # how much of a too-long name the problem document repeats
 
 
 def decode_query(raw: bytes) -> str:
@@ -30,7 +42,10 @@ def decode_query(raw: bytes) -> str:
 
 
 def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
-    """Every (name, value) pair of a form-encoded ``raw``, in order, repeats kept."""
+    """Every (name, value) pair of a form-encoded ``raw``, in order, repeats kept; at most
+    :data:`MAX_PARAMS` of them (:class:`TooManyParams`), each name at most
+    :data:`MAX_NAME_LENGTH` characters (:class:`ParamNameTooLong`)."""
+    _check_count(raw, source)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -38,7 +53,7 @@ def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
             f"The {source} is not valid UTF-8.", errors={source: [_NOT_UTF8]}
         ) from None
     try:
-        return _pairs(text)
+        return _checked_names(_pairs(text), source)
     except UnicodeDecodeError:
         pass  # a percent-escape that is not UTF-8: find which parameter, to name it
     pairs: list[tuple[str, str]] = []
@@ -49,8 +64,34 @@ def parse_params(raw: bytes, *, source: str = "body") -> list[tuple[str, str]]:
         except UnicodeDecodeError:
             name = unquote_plus(chunk.partition("=")[0], errors="replace")
             bad[name] = [_NOT_UTF8]
+    _checked_names(pairs, source)
     if bad:
         raise InvalidEncoding(f"Parameters not valid UTF-8: {', '.join(sorted(bad))}.", errors=bad)
+    return pairs
+
+
+def _check_count(raw: bytes, source: str) -> None:
+    """Refuse more than :data:`MAX_PARAMS` parameters, counted on the bytes before any decoding
+    (an empty ``&&`` chunk is no parameter)."""
+    if raw.count(b"&") < MAX_PARAMS:  # the common case, at C speed
+        return
+    count = sum(1 for chunk in raw.split(b"&") if chunk)
+    if count > MAX_PARAMS:
+        raise TooManyParams(
+            f"The {source} has {count} parameters; a callback has at most {MAX_PARAMS}.",
+            errors={source: [f"More than {MAX_PARAMS} parameters."]},
+        )
+
+
+def _checked_names(pairs: list[tuple[str, str]], source: str) -> list[tuple[str, str]]:
+    long = [name for name, _ in pairs if len(name) > MAX_NAME_LENGTH]
+    if long:
+        shown = {name[:_SHOWN_NAME] + "…": [f"Longer than {MAX_NAME_LENGTH} characters."]
+                 for name in long}  # fmt: skip
+        raise ParamNameTooLong(
+            f"A parameter name in the {source} is longer than {MAX_NAME_LENGTH} characters.",
+            errors=shown,
+        )
     return pairs
 
 

@@ -2,7 +2,8 @@
 
 ``type`` is always ``https://roomrec.dev/problems/<slug>``; ``errors`` (400s only) maps each
 offending parameter to its messages. Refusals are logged at WARNING with their reason, the
-unexpected at ERROR with the traceback, which never reaches the body.
+unexpected at ERROR with the traceback, which never reaches the body. What the client sent
+(the path, a reason quoting the URL) is truncated here, in one place, before it is logged.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from webhooks.errors import WebError
+from workers.logs import truncate
 
 log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://roomrec.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def problem(
@@ -57,11 +60,11 @@ def _web_error(exc: WebError) -> Response:
     log.log(
         exc.log_level,
         "rejected %s %r: %d %s: %r",  # %r: the reason may quote what the client sent
-        request.method,
-        request.path,
+        truncate(request.method),
+        truncate(request.path),
         exc.status,
         exc.slug,
-        exc.reason,
+        truncate(exc.reason),
     )
     return problem(
         exc.status, exc.slug, exc.title, exc.detail, errors=exc.errors, headers=exc.headers
@@ -72,18 +75,26 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
     if exc.code is None or exc.code < 400:  # redirects and the like are not errors
         return exc
     name = exc.name  # werkzeug's reason phrase, e.g. "Method Not Allowed"
-    log.warning("rejected %s %r: %d %s", request.method, request.path, exc.code, name)
+    log.warning(
+        "rejected %s %r: %d %s", truncate(request.method), truncate(request.path), exc.code, name
+    )
     # Keep what werkzeug adds (Allow on a 405), not its HTML content type.
     headers = {key: value for key, value in exc.get_headers() if key.lower() != "content-type"}
     return problem(exc.code, _slug(name), name, exc.description or name, headers=headers)
 
 
 def _unexpected(exc: Exception) -> Response:
-    log.error("unexpected error on %s %r", request.method, request.path, exc_info=exc)
+    log.error(
+        "unexpected error on %s %r",
+        truncate(request.method),
+        truncate(request.path),
+        exc_info=exc,
+    )
     return problem(
         500, "internal-error", "Internal server error", "The request could not be processed."
     )
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    # werkzeug's reason phrase, not client input; linear anyway (a class run, nothing after).
+    return _NOT_SLUG.sub("-", name.lower()).strip("-")

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from schemas import EventMessage, EventMessageSchema
-from webhooks.errors import QueueUnavailable
+from schemas.settings import DEFAULT_SPOOL_MAX_EVENTS
+from webhooks.errors import QueueUnavailable, SpoolFull
 from workers.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,24 @@ class SpoolError(QueueUnavailable):
     """The spool could not store the event (disk full, read-only, corrupt)."""
 
 
+# One row per event id: a callback replayed while the queue is down is spooled once. The size
+# is kept by triggers in a one-row table, so that the bound check and ``pending()`` (on every
+# callback) read one row instead of counting the table.
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS spool ("
+    "seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, message TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS spool_size ("
+    "one INTEGER PRIMARY KEY CHECK (one = 1), events INTEGER NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS spool_added AFTER INSERT ON spool "
+    "BEGIN UPDATE spool_size SET events = events + 1; END",
+    "CREATE TRIGGER IF NOT EXISTS spool_removed AFTER DELETE ON spool "
+    "BEGIN UPDATE spool_size SET events = events - 1; END",
+)
+_UNIQUE_INDEX = "spool_id_unique"
+
+
 def _set_up(connection: sqlite3.Connection) -> None:
-    """WAL mode (kept in the file once set), fsync on commit, the table. gunicorn's workers
+    """WAL mode (kept in the file once set), fsync on commit, the tables. gunicorn's workers
     open a new spool at the same moment; switching the journal mode needs a lock SQLite's busy
     timeout does not wait for, so a locked first-time setup is tried again for a while."""
     deadline = time.monotonic() + SETUP_TIMEOUT
@@ -42,10 +59,8 @@ def _set_up(connection: sqlite3.Connection) -> None:
             if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS spool ("
-                "seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, message TEXT NOT NULL)"
-            )
+            if not _is_current(connection):
+                _migrate(connection)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -53,9 +68,52 @@ def _set_up(connection: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
+def _is_current(connection: sqlite3.Connection) -> bool:
+    names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    return {"spool", "spool_size", "spool_added", "spool_removed"} <= names and _unique_id(
+        connection
+    )
+
+
+def _unique_id(connection: sqlite3.Connection) -> bool:
+    """Whether a unique index covers ``spool.id`` alone (the table's constraint, or the index
+    a spool file of an older version gets in :func:`_migrate`)."""
+    for _, name, unique, *_ in connection.execute("PRAGMA index_list(spool)").fetchall():
+        columns = [row[2] for row in connection.execute(f"PRAGMA index_info('{name}')")]
+        if unique and columns == ["id"]:
+            return True
+    return False
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Create the tables, or bring a spool file of an older version up to date: its table has
+    no unique ``id`` (keep the oldest row of each id, then index it) and no size table. One
+    write transaction, so processes opening the file at once do it once."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA:
+            connection.execute(statement)
+        if not _unique_id(connection):
+            removed = connection.execute(
+                "DELETE FROM spool WHERE seq NOT IN (SELECT min(seq) FROM spool GROUP BY id)"
+            ).rowcount
+            connection.execute(f"CREATE UNIQUE INDEX {_UNIQUE_INDEX} ON spool (id)")
+            log.info("spool upgraded: one row per event id (%d duplicate row(s) removed)", removed)
+        connection.execute(
+            "INSERT OR IGNORE INTO spool_size (one, events) SELECT 1, count(*) FROM spool"
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
 class Spool:
-    def __init__(self, path: Path) -> None:
+    """The spool file at ``path``, holding at most ``max_events`` events."""
+
+    def __init__(self, path: Path, *, max_events: int = DEFAULT_SPOOL_MAX_EVENTS) -> None:
         self.path = path
+        self.max_events = max_events
         self._local = threading.local()
         self._connect()  # fail at start-up, naming the path, if it cannot be opened
 
@@ -68,25 +126,38 @@ class Spool:
             self._local.connection = connection
         return connection
 
-    def append(self, message: EventMessage) -> None:
-        """Store ``message`` durably; :class:`SpoolError` when that is impossible."""
+    def append(self, message: EventMessage) -> bool:
+        """Store ``message`` durably, once per event id: False when it is spooled already.
+        :class:`SpoolFull` when the spool holds ``max_events``, :class:`SpoolError` when the
+        disk refuses."""
         try:
-            self._connect().execute(
-                "INSERT INTO spool (id, message) VALUES (?, ?)",
-                (message.id, json.dumps(message.to_json())),
-            )
+            connection = self._connect()
+            added = connection.execute(
+                "INSERT OR IGNORE INTO spool (id, message) SELECT ?, ? "
+                "WHERE (SELECT events FROM spool_size) < ?",
+                (message.id, json.dumps(message.to_json()), self.max_events),
+            ).rowcount
+            if added:
+                return True
+            if connection.execute("SELECT 1 FROM spool WHERE id = ?", (message.id,)).fetchone():
+                return False
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(
                 "The event could be neither queued nor spooled; retry later.",
                 reason=f"spool {self.path} unwritable: {exc}",
             ) from exc
+        raise SpoolFull(
+            "The queue is unavailable and the local spool is full; retry later.",
+            reason=f"spool {self.path} holds SPOOL_MAX_EVENTS={self.max_events} events",
+        )
 
     def pending(self) -> int:
+        """How many events wait in the spool (one row read, not a count)."""
         try:
-            row = self._connect().execute("SELECT count(*) FROM spool").fetchone()
+            row = self._connect().execute("SELECT events FROM spool_size").fetchone()
         except (sqlite3.Error, OSError):
             return 0
-        return int(row[0])
+        return int(row[0]) if row else 0
 
     def drain(self, enqueue: Callable[[EventMessage], bool], *, batch: int = 200) -> int:
         """Queue spooled events oldest first, removing each once queued; stop at the first

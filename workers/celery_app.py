@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 EVENTS_QUEUE = "roomrec.events"
@@ -101,3 +101,19 @@ def make_celery(
             task_publish_retry=False,
         )
     return app
+
+
+@signals.worker_ready.connect(weak=False, dispatch_uid="roomrec.redis_policy")
+def warn_on_evicting_redis(sender: Any = None, **_: Any) -> None:
+    """Once a ``celery worker`` is ready (its broker answered): a WARNING for each Redis whose
+    ``maxmemory-policy`` evicts (:mod:`workers.redis_policy`). Never stops the worker."""
+    app = getattr(sender, "app", None)
+    if app is None:
+        return
+    from workers.redis_policy import warn_at_startup
+
+    urls = {"CELERY_BROKER_URL": str(app.conf.broker_url or "")}
+    settings = app.conf.get("roomrec_settings")
+    if settings is not None:
+        urls = {"REDIS_URL": settings.redis_url} | urls
+    warn_at_startup(urls)

@@ -27,6 +27,7 @@ from workers import tasks
 from workers.celery_app import EVENTS_QUEUE, task_time_limit
 from workers.errors import PermanentError, TransientError
 from workers.retry import backoff
+from workers.room_tracker import RoomTracker
 from workers.runtime import DONE_TTL, Runtime, runtime
 from workers.twilio_api import TwilioVideo
 
@@ -65,12 +66,14 @@ class Composer:
     """Creates a room's composition at most once."""
 
     def __init__(
-        self, twilio: TwilioVideo, client: redis.Redis, status_callback: str, *, lock_ttl: int
-    ) -> None:
+        self, twilio: TwilioVideo, client: redis.Redis, status_callback: str, *, lock_ttl: int,
+        marker_ttl: int = DONE_TTL,
+    ) -> None:  # fmt: skip
         self.twilio = twilio
         self.redis = client
         self.status_callback = status_callback
         self.lock_ttl = lock_ttl
+        self.marker_ttl = marker_ttl  # workers.runtime.marks_ttl: outlives any room-ended
 
     def created(self, room_sid: str) -> str | None:
         """The SID of the room's composition, once created."""
@@ -97,7 +100,7 @@ class Composer:
                     composition_form(room_sid, self.status_callback)
                 ).sid
             )
-            self.redis.set(MARKER_KEY.format(room_sid), sid, ex=DONE_TTL)
+            self.redis.set(MARKER_KEY.format(room_sid), sid, ex=self.marker_ttl)
             return sid, adopted is None
         finally:
             try:
@@ -115,17 +118,26 @@ class Composer:
         return None
 
 
-def composer(rt: Runtime) -> Composer:
+def composer(rt: Runtime, account_sid: str | None = None) -> Composer:
+    """The composer of a room of ``account_sid`` (None: the main account), with that account's
+    client; raises :class:`workers.twilio_api.UnknownAccount` for an account not served."""
     assert rt.settings.public_base_url is not None  # WorkerSettingsSchema requires it
     limit = task_time_limit(rt.settings.visibility_timeout)
-    return Composer(rt.twilio, rt.redis, callback_url(rt.settings.public_base_url),
-                    lock_ttl=limit + 30)  # fmt: skip
+    twilio = rt.twilio.for_account(account_sid)
+    return Composer(twilio, rt.redis, callback_url(rt.settings.public_base_url),
+                    lock_ttl=limit + 30, marker_ttl=rt.marks_ttl)  # fmt: skip
 
 
-def compose(app: Celery, rt: Runtime, room_sid: str, *, attempt: int) -> None:
-    """One attempt at creating the room's composition; retried apart, then dead-lettered."""
+def compose(
+    app: Celery, rt: Runtime, room_sid: str, *, attempt: int, account_sid: str | None = None
+) -> None:
+    """One attempt at creating the room's composition with the credentials of its account
+    (``account_sid``, else the one the room's callbacks named); retried apart, then
+    dead-lettered."""
+    if account_sid is None:  # a replayed dead letter, or a task queued before accounts
+        account_sid = RoomTracker(rt.redis).state(room_sid).account_sid
     try:
-        sid, created = composer(rt).ensure(room_sid)
+        sid, created = composer(rt, account_sid).ensure(room_sid)
     except PermanentError as exc:
         _give_up(rt, room_sid, attempt, exc)
         return
@@ -140,7 +152,7 @@ def compose(app: Celery, rt: Runtime, room_sid: str, *, attempt: int) -> None:
             "%s", room_sid, attempt + 1, rt.settings.max_retries + 1, delay, exc,
         )  # fmt: skip
         tasks.schedule(
-            app, rt, COMPOSE_TASK, [room_sid], task_id=f"compose.{room_sid}",
+            app, rt, COMPOSE_TASK, [room_sid, account_sid], task_id=f"compose.{room_sid}",
             queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
         )  # fmt: skip
         return
@@ -156,5 +168,6 @@ def _give_up(rt: Runtime, room_sid: str, attempt: int, exc: Exception) -> None:
 
 
 @shared_task(name=COMPOSE_TASK, bind=True, max_retries=None)
-def compose_room(self: Task, room_sid: str) -> None:
-    compose(self.app, runtime(self.app), room_sid, attempt=self.request.retries)
+def compose_room(self: Task, room_sid: str, account_sid: str | None = None) -> None:
+    compose(self.app, runtime(self.app), room_sid, attempt=self.request.retries,
+            account_sid=account_sid)  # fmt: skip

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -64,6 +65,11 @@ class ConnectionPerThread:
     bookkeeping and its check that the connection holds no stray data (three system calls),
     about a third of an enqueue's client-side CPU. A thread's own connection needs neither, and
     a thread-local client is safe for the web's request threads and its spool relay alike.
+
+    Under gevent (gunicorn's gevent worker) a "thread" is a greenlet, one per HTTP connection:
+    a client each would keep a Redis connection per HTTP connection ever served. There every
+    call shares one pooled client instead, whose connections go back to ``pool`` after each
+    command.
     """
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
@@ -71,9 +77,12 @@ class ConnectionPerThread:
         self._local = threading.local()
         self._clients: list[redis.Redis] = []
         self._lock = threading.Lock()
+        self._pooled = redis.Redis(connection_pool=pool) if _greenlets() else None
         _LIVE.add(self)
 
     def client(self) -> redis.Redis:
+        if self._pooled is not None:
+            return self._pooled
         found: redis.Redis | None = getattr(self._local, "client", None)
         if found is None:
             # single_connection_client takes (and connects) its connection here: a RedisError
@@ -100,6 +109,12 @@ class ConnectionPerThread:
 
 
 _LIVE: weakref.WeakSet[ConnectionPerThread] = weakref.WeakSet()
+
+
+def _greenlets() -> bool:
+    """Whether gevent has patched ``threading``, making each thread-local per greenlet."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("threading"))
 
 
 def _after_fork_in_child() -> None:

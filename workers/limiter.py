@@ -4,7 +4,9 @@ Twilio refuses a request with 429 (code 20429) while the account has as many req
 flight as its concurrency limit allows; the refused request was not processed. Without a
 client-side limit, worker processes outnumbering that limit see 429s on most fetches and each
 refused task waits seconds in the retry queue. ``TWILIO_MAX_CONCURRENCY`` caps the requests in
-flight across all processes; a request waits for a free slot instead.
+flight across all processes; a request waits for a free slot instead. Twilio's limit is per
+account, so is this one: each account of ``TWILIO_ACCOUNTS`` has slots of its own (keys
+``roomrec:twilio:limit:{AC…}:*``), as many as the setting.
 
 - **Leases.** A slot is a member of a sorted set scored with its expiry on Redis' clock, so a
   process killed while holding one leaks nothing: its lease runs out (:attr:`lease` seconds,
@@ -102,20 +104,39 @@ return tostring(limit)
 """
 
 
-def limiter_from_settings(settings: WorkerSettings) -> TwilioLimiter | None:
-    """The limiter ``TWILIO_MAX_CONCURRENCY`` asks for on ``REDIS_URL``, or None when unset.
+def limiter_client(settings: WorkerSettings) -> redis.Redis:
+    """The Redis connection of the limiters (one may serve every account's limiter): its
+    socket timeout outlasts a waiter's block."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=POLL + 10, socket_connect_timeout=5,
+        health_check_interval=30,
+    )  # fmt: skip
+
+
+def limiter_key_prefix(account_sid: str) -> str:
+    """The keys of one account's limiter: Twilio limits concurrent requests per account."""
+    return f"{KEY_PREFIX}:{account_sid}"
+
+
+def limiter_from_settings(
+    settings: WorkerSettings, account_sid: str | None = None, *,
+    client: redis.Redis | None = None,
+) -> TwilioLimiter | None:  # fmt: skip
+    """The limiter ``TWILIO_MAX_CONCURRENCY`` asks for on ``REDIS_URL`` for the requests of
+    ``account_sid`` (default: ``TWILIO_ACCOUNT_SID``), or None when unset. Each account has
+    its own slots, as at Twilio; ``client`` may be shared by several accounts' limiters.
 
     A lease outlives any request: connecting and each read may take ``TWILIO_TIMEOUT``. A
     request waits for a slot at most that long too, then its task is retried."""
     cap = settings.twilio_max_concurrency
     if cap is None:
         return None
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=POLL + 10, socket_connect_timeout=5,
-        health_check_interval=30,
-    )  # fmt: skip
     lease = LEASE_TIMEOUTS * settings.twilio_timeout + LEASE_MARGIN
-    return TwilioLimiter(client, cap, lease=lease, wait=settings.twilio_timeout)
+    return TwilioLimiter(
+        client if client is not None else limiter_client(settings), cap, lease=lease,
+        wait=settings.twilio_timeout,
+        prefix=limiter_key_prefix(account_sid or settings.twilio_account_sid),
+    )  # fmt: skip
 
 
 @dataclass

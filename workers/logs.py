@@ -5,8 +5,11 @@ fields bound in the current context (:func:`bind`): ``room_sid``, ``recording_si
 ``handler``, ``task_id``, ``attempt`` ... The Celery worker binds the task's own fields for the
 duration of each task (:func:`install_celery_logging`), so task code only binds what it learns.
 
-The last step of every line is a redaction safety net: the configured secrets and the query of
-anything that looks like a signed media URL are masked, whatever the code logged.
+The last step of every line is a redaction safety net: the configured secrets (tokens, and what
+URL settings hold: userinfo, query values, token-like path segments, see
+:func:`workers.urls.secret_parts`) and the query of anything that looks like a signed media URL
+are masked, whatever the code logged. Every line may quote what a client sent, so redaction runs
+in time linear in the line; :func:`truncate` bounds such text where it is logged.
 """
 
 from __future__ import annotations
@@ -20,24 +23,33 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from pythonjsonlogger.json import JsonFormatter
 
 from schemas.settings import LOG_FORMATS
+from workers.urls import MASK, secret_parts
 
 LOGGERS = ("webhooks", "workers", "roomrec", "schemas")  # ours: set to LOG_LEVEL
-MASK = "[REDACTED]"
+# Client-supplied text (a path, a reason quoting a URL) is cut to this many characters in a log.
+TRUNCATE_AT = 400
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _context: ContextVar[Mapping[str, Any]] = ContextVar("roomrec_log_context", default=_EMPTY)
-# The query of a URL that carries a signature, and any signature-like parameter on its own.
-_SIGNED_QUERY = re.compile(r"\?[^\s\"'<>\\]*?(?:signature|x-amz-credential)=[^\s\"'<>\\]*", re.I)
+# Signed URL queries. A match is the query of a URL that carries a signature (from its first
+# "?" to the end of the run of URL characters, when a marker follows that "?" in the run), or
+# a signature-like parameter on its own. The pattern of the first, as one expression, was
+#   \?[^\s"'<>\\]*?(?:signature|x-amz-credential)=[^\s"'<>\\]*   (re.I)
+# whose lazy scan restarts at every "?" of a run: quadratic in a run of "?" (0.4-0.8 s of CPU
+# for a 4 KiB request line). :func:`_mask_signed_queries` finds the same matches in linear
+# time: each run once, each "?" at most once. Every expression here is linear: a literal
+# alternation, or a character class run that nothing follows.
+_URL_RUN = re.compile(r"[^\s\"'<>\\]+")
+_QUERY_MARKER = re.compile(r"(?:signature|x-amz-credential)=", re.I)
 _SIGNATURE_PARAM = re.compile(
     r"\b((?:X-Amz-)?Signature|X-Amz-Credential|X-Amz-Security-Token)=[^&\s\"'<>\\]+", re.I
 )
-# Every match of either pattern holds one of these, in some case: an ASCII line (every JSON
-# line) without any, nearly all lines, skips both regular expressions. (Under re.I, a few
+# Every match of either holds one of these, in some case: an ASCII line (every JSON
+# line) without any, nearly all lines, skips the regular expressions. (Under re.I, a few
 # non-ASCII letters match ASCII ones, such as the long s; str.lower() does not map them.)
 _SIGNATURE_MARKERS = ("signature=", "x-amz-credential=", "x-amz-security-token=")
 _SECRET_SUFFIXES = ("token", "secret", "secondary", "password", "key")
@@ -89,13 +101,14 @@ class ContextFilter(logging.Filter):
 
 
 class Redactor:
-    """Masks ``secrets`` and signed URL queries in a finished line."""
+    """Masks ``secrets`` and signed URL queries in a finished line, in time linear in its
+    length (for a given set of secrets)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         needles: set[str] = set()
         for secret in secrets:
             if secret and len(secret) >= 4:  # shorter is no secret, and would mask at random
-                needles |= {secret, _json_escaped(secret)}
+                needles |= {secret, _json_escaped(secret), _repr_escaped(secret)}
         self.secrets = sorted(needles, key=len, reverse=True)
 
     def __call__(self, line: str) -> str:
@@ -105,12 +118,42 @@ class Redactor:
             lowered = line.lower()
             if not any(marker in lowered for marker in _SIGNATURE_MARKERS):
                 return line
-        line = _SIGNED_QUERY.sub("?" + MASK, line)
+        line = _mask_signed_queries(line)
         return _SIGNATURE_PARAM.sub(rf"\1={MASK}", line)
+
+
+def _mask_signed_queries(line: str) -> str:
+    """``line`` with each signed URL query replaced by ``?[REDACTED]`` (see above)."""
+    kept: list[str] = []
+    done = 0
+    for run in _URL_RUN.finditer(line):
+        start, end = run.span()
+        question = line.find("?", start, end)
+        if question < 0 or _QUERY_MARKER.search(line, question + 1, end) is None:
+            continue
+        kept += [line[done:question], "?", MASK]
+        done = end
+    if not kept:
+        return line
+    kept.append(line[done:])
+    return "".join(kept)
+
+
+def truncate(text: str, limit: int = TRUNCATE_AT) -> str:
+    """``text`` cut to ``limit`` characters, with how many were cut: for client-supplied text
+    (a path, a URL, a reason quoting one) in a log line or an error reason."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…(+{len(text) - limit} chars)"
 
 
 def _json_escaped(text: str) -> str:
     return json.dumps(text)[1:-1]
+
+
+def _repr_escaped(text: str) -> str:
+    """As ``text`` is written inside a quoted repr (an exception's args in a traceback)."""
+    return repr(text)[1:-1]
 
 
 # LogRecord's own attributes: not copied into a JSON line as extra fields.
@@ -155,21 +198,23 @@ class RedactingFormatter(logging.Formatter):
 
 def settings_secrets(settings: object) -> list[str]:
     """What must never reach a log among ``settings`` (a settings dataclass): every field
-    named like a token, secret or password, and the password of every URL."""
+    named like a token, secret or password, and the secret parts of every URL, alone or in a
+    list (``FORWARD_URLS``): userinfo, query values and token-like path segments, each in
+    every encoding it may be logged in (:func:`workers.urls.secret_parts`)."""
     found: list[str] = []
     for item in dataclasses.fields(settings):  # type: ignore[arg-type]
         value = getattr(settings, item.name)
-        if not isinstance(value, str) or not value:
-            continue
-        if item.name.endswith(_SECRET_SUFFIXES):
-            found.append(value)
-        elif "://" in value:
-            try:
-                password = urlsplit(value).password
-            except ValueError:  # not a URL after all
-                password = None
-            if password:
-                found.append(password)
+        listed = isinstance(value, tuple | list)
+        for text in value if listed else (value,):
+            if dataclasses.is_dataclass(text) and not isinstance(text, type):
+                found += settings_secrets(text)  # e.g. the accounts of TWILIO_ACCOUNTS
+            elif not isinstance(text, str) or not text:
+                continue
+            elif item.name.endswith(_SECRET_SUFFIXES):
+                found.append(text)
+            elif "://" in text:
+                # A list of URLs is FORWARD_URLS: targets whose whole query may be a token.
+                found += secret_parts(text, every_query_value=listed)
     return found
 
 

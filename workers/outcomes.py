@@ -3,7 +3,8 @@
 One hash per event (``roomrec:outcomes:{event_id}``): field ``handler`` or ``handler#target``
 (the target's fingerprint), value a JSON object ``{"handler", "target", "status", "attempts",
 "error", "at"}`` where status is ``succeeded``, ``retrying``, ``gone`` (a forward target
-answered 410) or ``dead-lettered``. Kept as long as the de-duplication record.
+answered 410) or ``dead-lettered``. Kept as long as the done marks
+(:func:`workers.runtime.marks_ttl`: at least the de-duplication record's ``DEDUP_TTL``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from schemas.fields import iso8601
 from workers.urls import fingerprint, target_label
 
 OUTCOMES_KEY = "roomrec:outcomes:{}"
-OUTCOMES_TTL = 7 * 24 * 3600
+OUTCOMES_TTL = 7 * 24 * 3600  # the default; a worker passes marks_ttl(settings)
 STATUSES = frozenset({"succeeded", "retrying", "gone", "dead-lettered"})
 
 
 class OutcomeStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, ttl: int = OUTCOMES_TTL) -> None:
         self.redis = client
+        self.ttl = ttl
 
     def record(
         self,
@@ -52,11 +54,11 @@ class OutcomeStore:
         key = OUTCOMES_KEY.format(event_id)
         if pipe is not None:
             pipe.hset(key, field, json.dumps(value))
-            pipe.expire(key, OUTCOMES_TTL)
+            pipe.expire(key, self.ttl)
             return
         with self.redis.pipeline(transaction=True) as own:
             own.hset(key, field, json.dumps(value))
-            own.expire(key, OUTCOMES_TTL)
+            own.expire(key, self.ttl)
             own.execute()
 
     def for_event(self, event_id: str) -> list[dict[str, Any]]:

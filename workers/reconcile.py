@@ -9,7 +9,8 @@ callback. The enqueuer's de-duplication (by RecordingSid and event, kept 7 days)
 recording already processed a duplicate, so only the missed ones are queued.
 
 Run periodically by ``roomrec.reconcile`` (:mod:`workers.reconcile_task`) and by
-``flask --app webhooks reconcile --since …``.
+``flask --app webhooks reconcile --since …``, for every configured account
+(:func:`reconcile_accounts`), each listed with its own credentials.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from urllib.parse import urlsplit
 from marshmallow import ValidationError
 
 from schemas import EventMessage, RoomRecording, RoomRecordingSchema
-from workers.errors import PermanentError
+from workers.errors import PermanentError, TransientError
 from workers.synthetic import NotReplayable, synthetic_message
-from workers.twilio_api import TwilioVideo
+from workers.twilio_api import TwilioClients, TwilioVideo
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,18 @@ class Summary:
     skipped: int = 0
     unusable: int = 0
     queued: list[str] = field(default_factory=list)
+    # Accounts whose listing failed (account SID -> error): the next run covers them.
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: Summary) -> None:
+        """Count ``other`` (another account's run over the same window) in this one."""
+        self.listed += other.listed
+        self.already_processed += other.already_processed
+        self.enqueued += other.enqueued
+        self.skipped += other.skipped
+        self.unusable += other.unusable
+        self.queued += other.queued
+        self.failed |= other.failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +81,7 @@ class Summary:
             "skipped": self.skipped,
             "unusable": self.unusable,
             "queued": list(self.queued),
+            "failed_accounts": dict(self.failed),
         }
 
 
@@ -147,6 +161,33 @@ def reconcile(
         summary.skipped, summary.unusable,
     )  # fmt: skip
     return summary
+
+
+def reconcile_accounts(
+    clients: TwilioClients,
+    enqueuer: Publisher,
+    since: datetime,
+    until: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    now: datetime | None = None,
+) -> Summary:
+    """:func:`reconcile` for every configured account in turn (``TWILIO_ACCOUNT_SID``, then
+    each of ``TWILIO_ACCOUNTS``), each listed with its own credentials. An account whose
+    listing fails on Twilio's side does not stop the others: it is named in ``failed`` (what it
+    queued before the failure stays queued). The queue's errors propagate."""
+    total = Summary(since=since, until=until)
+    for twilio in clients.every_account():
+        try:
+            found = reconcile(twilio, enqueuer, since, until, progress,
+                              account_sid=twilio.account_sid, now=now)  # fmt: skip
+        except (TransientError, PermanentError) as exc:
+            log.warning("reconcile of account %s failed; the next run covers it: %s",
+                        twilio.account_sid, exc)  # fmt: skip
+            total.failed[twilio.account_sid] = str(exc)
+            continue
+        total.add(found)
+    return total
 
 
 def _one(

@@ -17,7 +17,7 @@ from schemas.settings import WorkerSettings
 from workers.celery_app import RECONCILE_TASK
 from workers.enqueue import Enqueuer, same_redis
 from workers.errors import BrokerUnavailable, PermanentError, TransientError
-from workers.reconcile import reconcile
+from workers.reconcile import reconcile_accounts
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def reconcile_recent(self: Task) -> None:
     enqueuer = Enqueuer(self.app, rt.redis, atomic=atomic, dedup_ttl=rt.settings.dedup_ttl)
     try:
         since = datetime.now(UTC) - timedelta(seconds=settings.reconcile_window)
-        reconcile(rt.twilio, enqueuer, since, account_sid=settings.twilio_account_sid)
+        reconcile_accounts(rt.twilio, enqueuer, since)  # every account, its own credentials
     except (TransientError, PermanentError, BrokerUnavailable) as exc:
         # Nothing is lost: the next run lists the same window again.
         log.warning("reconcile (task %s) failed; the next run covers it: %s", self.request.id, exc)

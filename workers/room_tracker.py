@@ -29,7 +29,7 @@ import redis
 STATE_KEY = "roomrec:room:{{{}}}"
 RECORDINGS_KEY = "roomrec:room:{{{}}}:recordings"
 RESOURCES_KEY = "roomrec:room:{{{}}}:resources"
-STATE_TTL = 7 * 24 * 3600  # refreshed by every update
+STATE_TTL = 7 * 24 * 3600  # refreshed by every update; a worker passes marks_ttl(settings)
 
 # Decisions of one update.
 WAIT = "wait"  # not ready yet

@@ -104,24 +104,32 @@ def after_event(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
     update = update_of(event)
     if update is None:
         return
-    outcome = RoomTracker(rt.redis).update(update, _now())
+    outcome = RoomTracker(rt.redis, ttl=rt.marks_ttl).update(update, _now())
     if outcome.decision == LIST:
-        list_recordings(app, rt, update.room_sid, update.caller, attempt=0)
+        list_recordings(app, rt, update.room_sid, update.caller, attempt=0,
+                        account_sid=update.account_sid)  # fmt: skip
     elif outcome.decision == EMIT:
         emit(app, rt, update.room_sid)
 
 
-def list_recordings(app: Celery, rt: Runtime, room_sid: str, caller: str, *, attempt: int) -> None:
-    """One attempt at listing the room's recordings and merging them; retried apart."""
+def list_recordings(
+    app: Celery, rt: Runtime, room_sid: str, caller: str, *, attempt: int,
+    account_sid: str | None = None,
+) -> None:  # fmt: skip
+    """One attempt at listing the room's recordings and merging them; retried apart. The
+    listing uses the credentials of the room's account (``account_sid``, else the one its
+    callbacks named, kept by the tracker)."""
+    if account_sid is None:  # a replayed dead letter, or a task queued before accounts
+        account_sid = RoomTracker(rt.redis).state(room_sid).account_sid
     try:
-        recordings = rt.twilio.list_room_recordings(room_sid)
+        recordings = rt.twilio.for_account(account_sid).list_room_recordings(room_sid)
     except (TransientError, PermanentError) as exc:
         limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
         if isinstance(exc, PermanentError) or attempt >= limit:
             tasks.give_up(
                 rt, event_id=caller, stage=LIST_STAGE, handler=None, target=None,
                 attempts=attempt + 1, error=str(exc),
-                message={"room_sid": room_sid, "caller": caller},
+                message={"room_sid": room_sid, "caller": caller, "account_sid": account_sid},
             )  # fmt: skip
             return
         delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=exc.retry_after)
@@ -130,19 +138,23 @@ def list_recordings(app: Celery, rt: Runtime, room_sid: str, caller: str, *, att
             "in %.1fs: %s", room_sid, caller, attempt + 1, limit + 1, delay, exc,
         )  # fmt: skip
         tasks.schedule(
-            app, rt, ROOM_RECORDINGS_TASK, [room_sid, caller], task_id=f"{caller}.rooms",
+            app, rt, ROOM_RECORDINGS_TASK, [room_sid, caller, account_sid],
+            task_id=f"{caller}.rooms",
             queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
         )  # fmt: skip
         return
     log.info("room %s ended: Twilio lists %d recording(s)", room_sid, len(recordings))
-    outcome = RoomTracker(rt.redis).update(listed(room_sid, caller, recordings), _now())
+    outcome = RoomTracker(rt.redis, ttl=rt.marks_ttl).update(
+        listed(room_sid, caller, recordings), _now()
+    )
     if outcome.decision == EMIT:
         emit(app, rt, room_sid)
 
 
 @shared_task(name=ROOM_RECORDINGS_TASK, bind=True, max_retries=None)
-def room_recordings(self: Task, room_sid: str, caller: str) -> None:
-    list_recordings(self.app, runtime(self.app), room_sid, caller, attempt=self.request.retries)
+def room_recordings(self: Task, room_sid: str, caller: str, account_sid: str | None = None) -> None:
+    list_recordings(self.app, runtime(self.app), room_sid, caller, attempt=self.request.retries,
+                    account_sid=account_sid)  # fmt: skip
 
 
 def ready_event(state: RoomState, account_sid: str) -> HandlerEvent:
@@ -178,7 +190,8 @@ def emit(app: Celery, rt: Runtime, room_sid: str) -> None:
         tasks.run_handlers(app, rt, event)
     if rt.settings.compose_on_room_ready:
         if "completed" in state.statuses.values():
-            compositions.compose(app, rt, room_sid, attempt=0)
+            account = state.account_sid or rt.settings.twilio_account_sid
+            compositions.compose(app, rt, room_sid, attempt=0, account_sid=account)
         else:
             log.info("room %s has no completed recording: nothing to compose", room_sid)
 

@@ -1,4 +1,5 @@
-"""What tasks use in a worker process: settings, Redis, the Twilio client, the handlers.
+"""What tasks use in a worker process: settings, Redis, the Twilio clients (one per account),
+the handlers.
 
 Built on first use inside each worker process (after the prefork pool forked), never shared
 across processes: sockets and HTTP sessions do not survive a fork.
@@ -20,9 +21,9 @@ from workers.http_session import Session
 from workers.inflight import InFlight
 from workers.outcomes import OutcomeStore
 from workers.publish import DelayedQueue
-from workers.twilio_api import TwilioVideo
+from workers.twilio_api import TwilioClients
 
-DONE_TTL = 7 * 24 * 3600
+DONE_TTL = 7 * 24 * 3600  # the marks' TTL with the default settings' DEDUP_TTL; see marks_ttl
 QUEUES = (EVENTS_QUEUE, HANDLERS_QUEUE)
 
 
@@ -33,16 +34,23 @@ def inflight_grace(settings: WorkerSettings) -> float:
     return max(5.0, settings.visibility_timeout / 3)
 
 
+def marks_ttl(settings: WorkerSettings) -> int:
+    """How long the workers keep what says an effect happened: see
+    :attr:`schemas.settings.WorkerSettings.marks_ttl`."""
+    return settings.marks_ttl
+
+
 @dataclass
 class Runtime:
     settings: WorkerSettings
     redis: redis.Redis
-    twilio: TwilioVideo
+    twilio: TwilioClients  # one client per account: rt.twilio.for_account(event's AccountSid)
     handlers: dict[str, Handler]
     dead_letters: DeadLetterStore
     outcomes: OutcomeStore
     delayed: DelayedQueue | None  # None when the broker is not the Redis of REDIS_URL
     inflight: InFlight | None  # likewise
+    marks_ttl: int = DONE_TTL  # see marks_ttl(); build() sets it from the settings
 
     @classmethod
     def build(cls, settings: WorkerSettings) -> Runtime:
@@ -53,15 +61,17 @@ class Runtime:
         http = Session()  # reads the proxy settings once, not on every request
         context = HandlerContext(settings=settings, redis=client, http=http)
         on_redis = same_redis(settings.broker_url, settings.redis_url)
+        ttl = marks_ttl(settings)
         return cls(
             settings=settings,
             redis=client,
-            twilio=TwilioVideo(settings),
+            twilio=TwilioClients(settings),
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
-            outcomes=OutcomeStore(client),
+            outcomes=OutcomeStore(client, ttl=ttl),
             delayed=DelayedQueue(client, QUEUES) if on_redis else None,
             inflight=InFlight(client, QUEUES, grace=inflight_grace(settings)) if on_redis else None,
+            marks_ttl=ttl,
         )
 
 

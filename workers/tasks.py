@@ -36,7 +36,8 @@ from workers.celery_app import (
 from workers.errors import NotFoundYet, Paused, PermanentError, TargetGone, TransientError
 from workers.publish import build_message
 from workers.retry import NOT_FOUND_RETRIES, backoff
-from workers.runtime import DONE_TTL, Runtime, runtime
+from workers.runtime import Runtime, runtime
+from workers.twilio_api import UnknownAccount
 from workers.urls import fingerprint, target_label
 
 log = logging.getLogger(__name__)
@@ -119,15 +120,23 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
         )  # fmt: skip
         return
     event = queued.event
+    try:
+        twilio = rt.twilio.for_account(event.account_sid)  # the event's account's credentials
+    except UnknownAccount as exc:  # not served here: nothing of it is fetched nor handled
+        give_up(
+            rt, event_id=queued.id, stage=FETCH_STAGE, handler=None, target=None,
+            attempts=attempt + 1, error=str(exc), message=message,
+        )  # fmt: skip
+        return
     recording = None
     composition = None
     if event.is_recording or event.event == "composition-available":
         try:
             if event.is_recording:
                 assert event.recording_sid is not None  # the recording schemas require it
-                recording = rt.twilio.fetch_recording(event.room_sid, event.recording_sid)
+                recording = twilio.fetch_recording(event.room_sid, event.recording_sid)
             else:  # composition-available: the Composition, for the archive handler
-                composition = rt.twilio.fetch_composition(event.params["composition_sid"])
+                composition = twilio.fetch_composition(event.params["composition_sid"])
         except (TransientError, PermanentError) as exc:
             limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
             if isinstance(exc, PermanentError) or attempt >= limit:
@@ -293,7 +302,7 @@ class DoneMarks:
             return
         with self.rt.redis.pipeline(transaction=True) as pipe:
             for event_id, name, target, outcome, attempts in self.pending:
-                pipe.set(done_key(event_id, name, target), 1, ex=DONE_TTL)
+                pipe.set(done_key(event_id, name, target), 1, ex=self.rt.marks_ttl)
                 self.rt.outcomes.record(event_id, name, target, outcome, attempts=attempts,
                                         pipe=pipe)  # fmt: skip
             pipe.execute()
@@ -312,7 +321,20 @@ def run_handler(self: Task, name: str, target: str | None, message: dict[str, An
             attempts=1, error=f"invalid handler event: {exc.messages}", message=message,
         )  # fmt: skip
         return
+    # The message names the handler and the target; neither is trusted: a message naming a URL
+    # not configured here must never get a delivery (signed with FORWARD_SECRET, for forward).
     handler = rt.handlers.get(name)
     targets = list(handler.targets()) if handler is not None else []
-    index = targets.index(target) if target in targets else 0
+    if handler is None or target not in targets:
+        error = (
+            f"handler {name!r} is not in HANDLERS of this worker" if handler is None else
+            f"target {target_label(target) or '-'} is not one of {name}'s configured targets "
+            "(e.g. FORWARD_URLS); not run"
+        )  # fmt: skip
+        give_up(
+            rt, event_id=event.id, stage=f"handler:{name}", handler=name, target=target,
+            attempts=self.request.retries + 1, error=error, message=message,
+        )  # fmt: skip
+        return
+    index = targets.index(target)
     attempt_handler(self.app, rt, name, target, index, event, message, attempt=self.request.retries)

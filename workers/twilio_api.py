@@ -8,17 +8,23 @@ With ``TWILIO_MAX_CONCURRENCY`` every request holds a slot of :mod:`workers.limi
 by all worker processes. A 429 seen there shrinks the limit, and the request (which Twilio
 did not process) waits for a slot again, up to :data:`THROTTLED_RETRIES` times, instead of
 failing its task into the retry queue.
+
+Each account (``TWILIO_ACCOUNT_SID``, and every one of ``TWILIO_ACCOUNTS``) has a client of its
+own, with its own credentials and limiter: :class:`TwilioClients` picks it by the event's
+``AccountSid``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+import redis
 import requests
 from marshmallow import Schema, ValidationError
 from twilio.http.http_client import TwilioHttpClient
@@ -26,12 +32,13 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from schemas import RoomRecording, RoomRecordingSchema
+from schemas.accounts import TwilioAccount
 from schemas.composition import Composition, CompositionSchema
 from schemas.settings import WorkerSettings
 from workers import metrics
 from workers.errors import NotFoundYet, PermanentError, TransientError
 from workers.http_session import Session
-from workers.limiter import TwilioLimiter, limiter_from_settings
+from workers.limiter import TwilioLimiter, limiter_client, limiter_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +88,33 @@ def check(response: Response, what: str) -> Response:
 
 
 class TwilioVideo:
-    """Calls to ``video.twilio.com`` (or ``TWILIO_VIDEO_BASE_URL``) with the configured
-    credentials: the API key when set, else the account SID and auth token."""
+    """Calls to ``video.twilio.com`` (or ``TWILIO_VIDEO_BASE_URL``) with one account's
+    credentials (``account``, default the main account of ``TWILIO_ACCOUNT_SID``): its API key
+    when set, else its account SID and auth token. :class:`TwilioClients` keeps one per
+    account."""
 
     def __init__(
-        self, settings: WorkerSettings, *, client: Client | None = None,
-        limiter: TwilioLimiter | None = None,
+        self, settings: WorkerSettings, *, account: TwilioAccount | None = None,
+        client: Client | None = None, limiter: TwilioLimiter | None = None,
+        session: Session | None = None,
     ) -> None:  # fmt: skip
+        account = account if account is not None else settings.accounts.main
+        assert account is not None and account.account_sid is not None  # a worker knows it
+        self.account_sid: str = account.account_sid
         self.base_url = settings.twilio_video_base_url.rstrip("/")
         self.timeout = settings.twilio_timeout
         if client is None:
-            username, password = settings.twilio_credentials
+            username, password = account.credentials
             http = TwilioHttpClient(timeout=self.timeout, logger=_quiet_http_log)
-            http.session = Session()  # reads the proxy settings once, not on every request
-            client = Client(username, password, account_sid=settings.twilio_account_sid,
+            # Reads the proxy settings once, not on every request; the credentials go with each
+            # request, so accounts may share one session (and its connections).
+            http.session = session if session is not None else Session()
+            client = Client(username, password, account_sid=account.account_sid,
                             http_client=http)  # fmt: skip
         self.client = client
-        self.limiter = limiter if limiter is not None else limiter_from_settings(settings)
+        self.limiter = (
+            limiter if limiter is not None else limiter_from_settings(settings, self.account_sid)
+        )
 
     def request(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
         """One request, through the limiter when there is one; connection errors and timeouts
@@ -139,10 +156,11 @@ class TwilioVideo:
 
     def media_url(self, room_sid: str, recording_sid: str) -> str:
         """The signed URL of a recording's media: ``…/Media`` answers 302, not followed, with
-        ``Location`` and ``{"redirect_to": …}``. The URL is a secret: never log it."""
+        ``Location`` and ``{"redirect_to": …}``. The URL is a secret: never log it. Where it
+        may lead is checked by the download (:func:`workers.storage.media.open_media`)."""
         what = f"media of recording {recording_sid}"
         path = f"/v1/Rooms/{room_sid}/Recordings/{recording_sid}/Media"
-        return _redirect_location(self.request("GET", path, what), what)
+        return _redirect_location(self.request("GET", path, what), what, self.base_url + path)
 
     def delete_recording(self, room_sid: str, recording_sid: str) -> bool:
         """``DELETE`` the recording (its media; Twilio keeps the metadata 30 days). False when
@@ -210,8 +228,79 @@ class TwilioVideo:
         """The signed URL of a composition's media (``…/Media`` answers 302, not followed).
         The URL is a secret: never log it."""
         what = f"media of composition {composition_sid}"
-        response = self.request("GET", f"/v1/Compositions/{composition_sid}/Media", what)
-        return _redirect_location(response, what)
+        path = f"/v1/Compositions/{composition_sid}/Media"
+        return _redirect_location(self.request("GET", path, what), what, self.base_url + path)
+
+
+class UnknownAccount(PermanentError):
+    """An event of an account this deployment has no credentials for (not in
+    ``TWILIO_ACCOUNTS``): nothing of it can be fetched, so it is dead-lettered at once."""
+
+
+class TwilioClients:
+    """One :class:`TwilioVideo` per account, made on first use and kept for the process.
+
+    With ``TWILIO_ACCOUNTS`` set, each event's ``AccountSid`` picks its account and an account
+    not configured raises :class:`UnknownAccount`. Without it (one account, as before that
+    variable) every event is the main account's: the web accepted it with that account's
+    token, whatever ``AccountSid`` it names.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.accounts = settings.accounts
+        self._clients: dict[str, TwilioVideo] = {}
+        self._lock = threading.Lock()
+        self._session: Session | None = None
+        self._limiter_redis: redis.Redis | None = None
+
+    @property
+    def main(self) -> TwilioVideo:
+        """The client of the main account (``TWILIO_ACCOUNT_SID``)."""
+        return self.for_account(self.settings.twilio_account_sid)
+
+    def account(self, account_sid: str | None) -> TwilioAccount:
+        """The configured account of ``account_sid`` (None: the main account)."""
+        main = self.accounts.main
+        assert main is not None  # a worker always has its main account
+        if account_sid is None:
+            return main
+        found = self.accounts.get(account_sid)
+        if found is not None:
+            return found
+        if not self.accounts.multi:
+            return main
+        raise UnknownAccount(
+            f"account {account_sid} is not configured here (neither TWILIO_ACCOUNT_SID nor in "
+            "TWILIO_ACCOUNTS): no credentials to call Twilio with"
+        )
+
+    def for_account(self, account_sid: str | None) -> TwilioVideo:
+        """The client of ``account_sid``'s account; raises :class:`UnknownAccount`."""
+        account = self.account(account_sid)
+        assert account.account_sid is not None
+        with self._lock:
+            client = self._clients.get(account.account_sid)
+            if client is None:
+                client = self._make(account)
+                self._clients[account.account_sid] = client
+            return client
+
+    def every_account(self) -> list[TwilioVideo]:
+        """A client per configured account, the main one first (reconciliation)."""
+        return [self.for_account(account.account_sid) for account in self.accounts]
+
+    def _make(self, account: TwilioAccount) -> TwilioVideo:
+        if self._session is None:
+            self._session = Session()
+        limiter = None
+        if self.settings.twilio_max_concurrency is not None:
+            if self._limiter_redis is None:
+                self._limiter_redis = limiter_client(self.settings)
+            limiter = limiter_from_settings(
+                self.settings, account.account_sid, client=self._limiter_redis
+            )
+        return TwilioVideo(self.settings, account=account, limiter=limiter, session=self._session)
 
 
 def _load_resource(text: str, what: str, schema: Schema, kind: str) -> Any:
@@ -265,7 +354,9 @@ def _same_origin(url: str, base_url: str) -> None:
         raise PermanentError(f"next_page_url leaves {here.netloc}: {there.netloc}")
 
 
-def _redirect_location(response: Response, what: str) -> str:
+def _redirect_location(response: Response, what: str, url: str) -> str:
+    """The absolute URL a ``…/Media`` answer (to ``url``) points at; a relative ``Location``
+    is resolved against ``url``, as a browser would."""
     location = (response.headers or {}).get("Location")
     if not location:
         try:
@@ -275,4 +366,4 @@ def _redirect_location(response: Response, what: str) -> str:
             location = None
     if not isinstance(location, str) or not location:
         raise PermanentError(f"Twilio answered {response.status_code} to {what} without a URL")
-    return location
+    return urljoin(url, location)

@@ -122,16 +122,18 @@ def start_stack(
         web_workers: int = 2,
         concurrency: int = 2,
         redis: RedisServer | None = None,
+        web_overrides: dict[str, str] | None = None,
         **worker_overrides: str,
     ) -> Stack:
-        """``redis``: another private Redis than the session's (e.g. append-only)."""
+        """``redis``: another private Redis than the session's (e.g. append-only);
+        ``web_overrides``: the web's settings on top of its defaults."""
         server = redis or redis_server
         redis_url = server.url
         web_config = {
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "REDIS_URL": redis_url,
             "SPOOL_PATH": str(tmp_path / f"spool-{len(stacks)}.sqlite3"),
-        }
+        } | (web_overrides or {})
         worker_config = {
             "REDIS_URL": redis_url,
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
@@ -143,11 +145,13 @@ def start_stack(
             "FORWARD_SECRET": FORWARD_SECRET,
             "FORWARD_ALLOW_HTTP": "1",
             "FORWARD_TIMEOUT": "2",
+            "MEDIA_ALLOWED_NETWORKS": "127.0.0.0/8",  # the emulator's media is on loopback
             "RETRY_BACKOFF_MAX": "2",
             "TASK_MAX_RETRIES": "4",
             "METRICS_PORT": "0",  # several workers share this host in some tests
         } | worker_overrides
         port = free_port()
+        web_config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # the URL tests sign for
         web = gunicorn_web(web_config, tmp_path / "web.log", port, workers=web_workers)
         try:
             worker = celery_worker(worker_config, tmp_path / "worker.log", concurrency=concurrency)

@@ -100,7 +100,8 @@ def test_dead_letters_listed_shown_replayed_once_and_purged(start_stack, twilio,
 
 def test_a_test_callback_goes_end_to_end(start_stack, twilio, forward_target):
     stack = start_stack()
-    web = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": stack.worker_config["REDIS_URL"]}
+    web = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": stack.worker_config["REDIS_URL"],
+           "PUBLIC_BASE_URL": stack.web_url}  # fmt: skip
 
     sent = flask(web, "send-test-callback", stack.callback_url, "--event", "room-ended", "--json")
     refused = flask(web, "send-test-callback", stack.callback_url, "--auth-token", "wrong")
@@ -155,7 +156,8 @@ def test_recordings_fetched_replayed_and_reconciled(start_stack, twilio, forward
 
 
 def test_a_missing_variable_is_named_without_a_traceback(redis_url):
-    web = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url}
+    web = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url,
+           "PUBLIC_BASE_URL": "http://localhost"}  # fmt: skip
 
     done = flask(web, "recordings", "fetch", sid("RT"))
 

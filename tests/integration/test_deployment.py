@@ -80,7 +80,7 @@ def test_the_compose_services_run_and_pass_their_health_checks(
     web_port, flower_port = free_port(), free_port()
     config = (
         worker_config(redis_url, redis_url)
-        | web_config(redis_url, redis_url, tmp_path / "spool.sqlite3")
+        | web_config(redis_url, redis_url, tmp_path / "spool.sqlite3", web_port)
         | {
             "WEB_CONCURRENCY": "1",
             "WORKER_CONCURRENCY": "1",
@@ -157,7 +157,8 @@ def test_two_workers_on_one_broker_share_the_events_and_handle_each_once(
 ) -> None:
     port = free_port()
     web = gunicorn_web(
-        web_config(redis_url, broker_url, tmp_path / "spool.sqlite3"), tmp_path / "web.log", port,
+        web_config(redis_url, broker_url, tmp_path / "spool.sqlite3", port), tmp_path / "web.log",
+        port,
         workers=1,
     )  # fmt: skip
     processes.append(web)

@@ -73,6 +73,7 @@ def test_web_counts_of_both_gunicorn_workers_add_up(redis_url: str, tmp_path: Pa
     port = free_port()
     config = {
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "SPOOL_PATH": str(tmp_path / "spool.sqlite3"), "PROMETHEUS_MULTIPROC_DIR": str(directory),
     }  # fmt: skip
     web = gunicorn_web(config, tmp_path / "web.log", port, workers=2)

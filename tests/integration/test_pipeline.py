@@ -6,6 +6,7 @@ import random
 import re
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -14,7 +15,7 @@ from devtools.receiver import ForwardTarget
 from emulator.process import EmulatorProcess
 from emulator.simulator import RoomSimulator
 from tests.integration.conftest import FORWARD_SECRET, wait_for
-from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign
+from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign, timestamp
 from workers.enqueue import event_id
 from workers.outcomes import OutcomeStore
 from workers.rooms import ready_event_id
@@ -113,7 +114,8 @@ def test_duplicate_callbacks_are_processed_once(start_stack, twilio, forward_tar
     stack = start_stack()
     params = completed_recording(twilio)
     answers = [post(stack.callback_url, params) for _ in range(3)]
-    later = dict(params, Timestamp="2030-01-01T00:00:00.000000Z")  # same recording and event
+    # Same recording and event, another Timestamp (within CALLBACK_MAX_SKEW of the clock).
+    later = dict(params, Timestamp=timestamp(datetime.now(UTC) + timedelta(seconds=30)))
     answers.append(post(stack.callback_url, later))
 
     assert [a.status_code for a in answers] == [204, 204, 204, 204]

@@ -42,7 +42,7 @@ def start_web(
     redis_url: str, broker_url: str, tmp_path: Path, processes: list[ManagedProcess]
 ) -> str:
     port = free_port()
-    config = web_config(redis_url, broker_url, tmp_path / "spool.sqlite3")
+    config = web_config(redis_url, broker_url, tmp_path / "spool.sqlite3", port)
     processes.append(gunicorn_web(config, tmp_path / "web.log", port, workers=1))
     return f"http://127.0.0.1:{port}"
 

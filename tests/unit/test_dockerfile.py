@@ -5,6 +5,7 @@ installed, the multi-stage non-root shape, and a context (.dockerignore applied)
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shutil
 import subprocess
@@ -187,3 +188,17 @@ def test_every_package_is_shipped() -> None:
         if "__pycache__" not in init.parts
     }
     assert found - packages == set()
+
+
+def test_the_image_serves_with_the_server_settings_of_gunicorn_conf() -> None:
+    """The worker class (gevent, with header and body deadlines), its connections and the
+    proxy-header trust come from gunicorn.conf.py; a flag in CMD would override them."""
+    (cmd,) = [json.loads(args) for keyword, args in instructions() if keyword == "CMD"]
+    assert cmd[:3] == ["gunicorn", "-c", "gunicorn.conf.py"]
+    overriding = {"-k", "--worker-class", "--keep-alive", "--worker-connections", "--threads",
+                  "--forwarded-allow-ips", "--forwarder-headers"}  # fmt: skip
+    assert not overriding & set(cmd)
+    dependencies = pyproject()["project"]["dependencies"]  # type: ignore[index]
+    assert any(dependency.startswith("gevent==") for dependency in dependencies)
+    conf = (REPO / "gunicorn.conf.py").read_text()
+    assert "worker_class = BoundedGeventWorker" in conf

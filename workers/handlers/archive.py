@@ -11,6 +11,11 @@ already staged, so a recording of any size gets there across several attempts. W
 ``ARCHIVE_DELETE_FROM_TWILIO`` the recording is deleted at Twilio after, and only after, the
 archive is verified. Recordings Twilio already wrote to the account's own S3 bucket
 (``media_external_location``) are indexed as such, not downloaded.
+
+Media is read through a session of its own (:class:`workers.http_session.GuardedSession`):
+the signed URL and every redirect after it must be ``https`` (``http`` too with an ``http``
+``TWILIO_VIDEO_BASE_URL``) and reach a public address or one of ``MEDIA_ALLOWED_NETWORKS``
+(:mod:`workers.outbound`); a refused one is dead-lettered, nothing is written.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from workers.errors import NotFoundYet, PermanentError
 from workers.handlers import HandlerContext, builtin
 from workers.handlers.composition_archive import EVENT as COMPOSITION_EVENT
 from workers.handlers.composition_archive import CompositionArchiver
+from workers.http_session import GuardedSession
 from workers.metrics import archived_bytes
+from workers.outbound import OutboundPolicy
 from workers.storage import (
     ArchiveIndex,
     ArchiveRecord,
@@ -38,7 +45,7 @@ from workers.storage import (
 )
 from workers.storage.lock import RecordingLock
 from workers.storage.media import download, redact_urllib3_logs
-from workers.twilio_api import TwilioVideo
+from workers.twilio_api import TwilioClients, TwilioVideo
 from workers.urls import redact
 
 log = logging.getLogger(__name__)
@@ -62,12 +69,15 @@ class ArchiveHandler:
 
     def __init__(
         self, context: HandlerContext, *, storage: Storage | None = None,
-        twilio: TwilioVideo | None = None, clock: Callable[[], float] = time.monotonic,
+        twilio: TwilioClients | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         settings = context.settings
         self.storage = storage or open_storage(settings.archive_url, settings)
-        self.twilio = twilio if twilio is not None else TwilioVideo(settings)
-        self.http = context.http
+        # Each event's media URL and delete go with the credentials of the event's account.
+        self.twilio = twilio if twilio is not None else TwilioClients(settings)
+        # Not context.http: media URLs come from Twilio's answers, so their destinations are
+        # checked (the forward handler's targets are the operator's own configuration).
+        self.http = GuardedSession(OutboundPolicy.for_media(settings))
         self.index = ArchiveIndex(context.redis)
         self.delete_from_twilio = settings.archive_delete_from_twilio
         self.clock = clock
@@ -93,30 +103,33 @@ class ArchiveHandler:
         if event.event.event != "recording-completed":
             return
         room_sid = event.event.room_sid
-        recording = self._completed(event, room_sid)
+        twilio = self.twilio.for_account(event.event.account_sid)
+        recording = self._completed(event, room_sid, twilio)
         if recording is None:
             return
         if recording.media_external_location:
             self._index_external(recording, room_sid)
             return
         with self.lock.hold(recording.sid):
-            record = self._archive(recording, room_sid)
+            record = self._archive(recording, room_sid, twilio)
         if self.delete_from_twilio and not record.deleted_from_twilio:
-            gone = self.twilio.delete_recording(room_sid, recording.sid)
+            gone = twilio.delete_recording(room_sid, recording.sid)
             self.index.mark_deleted(recording.sid)
             log.info(
                 "deleted recording %s room=%s at Twilio after archiving it%s", recording.sid,
                 room_sid, "" if gone else " (it was already gone)",
             )  # fmt: skip
 
-    def _completed(self, event: HandlerEvent, room_sid: str) -> RoomRecording | None:
+    def _completed(
+        self, event: HandlerEvent, room_sid: str, twilio: TwilioVideo
+    ) -> RoomRecording | None:
         """The recording, fetched again while Twilio still processes it; None when it is
         no longer at Twilio but already archived."""
         recording = event.recording
         if recording is None:
             raise PermanentError(f"{event.id}: a recording event without its RoomRecording")
         if recording.status == "processing":
-            recording = self.twilio.fetch_recording(room_sid, recording.sid)
+            recording = twilio.fetch_recording(room_sid, recording.sid)
         if recording.status == "processing":
             raise NotFoundYet(f"recording {recording.sid} room={room_sid} is still processing")
         if recording.status == "completed":
@@ -130,7 +143,9 @@ class ArchiveHandler:
             "there is no media to archive"
         )
 
-    def _archive(self, recording: RoomRecording, room_sid: str) -> ArchiveRecord:
+    def _archive(
+        self, recording: RoomRecording, room_sid: str, twilio: TwilioVideo
+    ) -> ArchiveRecord:
         if recording.size is None:
             raise PermanentError(f"recording {recording.sid} has no size to verify against")
         key = media_key(recording, room_sid)
@@ -141,7 +156,7 @@ class ArchiveHandler:
             log.info("recording %s room=%s is already archived at %s (%d bytes)",
                      recording.sid, room_sid, stored.location, stored.size)  # fmt: skip
         else:
-            stored = self._download(recording, room_sid, key, recording.size)
+            stored = self._download(recording, room_sid, key, recording.size, twilio)
         sidecar = self._write_sidecar(recording, room_sid)
         record = ArchiveRecord(
             recording_sid=recording.sid, room_sid=room_sid, location=stored.location,
@@ -152,12 +167,14 @@ class ArchiveHandler:
         self.index.put(record)
         return record
 
-    def _download(self, recording: RoomRecording, room_sid: str, key: str, size: int) -> Stored:
+    def _download(
+        self, recording: RoomRecording, room_sid: str, key: str, size: int, twilio: TwilioVideo
+    ) -> Stored:
         what = f"media download of recording {recording.sid} room={room_sid}"
         began = self.clock()
         stored, start = download(
             self.storage, self.http, key, size,
-            lambda: self.twilio.media_url(room_sid, recording.sid), what=what,
+            lambda: twilio.media_url(room_sid, recording.sid), what=what,
             timeout=self.read_timeout, deadline=began + self.budget, clock=self.clock,
         )  # fmt: skip
         archived_bytes(stored.size)

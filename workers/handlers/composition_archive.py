@@ -3,7 +3,8 @@ composition's media (``COMPOSE_ON_ROOM_READY``, :mod:`workers.compositions`) is 
 ``ARCHIVE_URL`` as ``{room_sid}/{composition_sid}.{mp4|webm}`` next to a ``.json`` sidecar
 holding the Composition, exactly as a recording's is: streamed from the signed URL behind
 ``/v1/Compositions/{CJ}/Media``, committed only at the composition's ``size``, resumed across
-attempts, never downloaded again once stored at its size.
+attempts, never downloaded again once stored at its size, and through the same guarded
+session (every redirect and connection checked by :mod:`workers.outbound`).
 
 Compositions are not put in the recordings' archive index (``roomrec:archives``): their keys
 are fixed by their SIDs, and the recordings' totals stay the recordings'.
@@ -15,16 +16,15 @@ import json
 import logging
 from collections.abc import Callable
 
-import requests
-
 from schemas import HandlerEvent
 from schemas.composition import Composition
 from workers.errors import NotFoundYet, PermanentError
+from workers.http_session import GuardedSession
 from workers.metrics import archived_bytes
 from workers.storage import Storage
 from workers.storage.lock import RecordingLock
 from workers.storage.media import download
-from workers.twilio_api import TwilioVideo
+from workers.twilio_api import TwilioClients, TwilioVideo
 from workers.urls import redact
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def sidecar_key(composition: Composition, room_sid: str) -> str:
 
 class CompositionArchiver:
     def __init__(
-        self, *, storage: Storage, twilio: TwilioVideo, http: requests.Session,
+        self, *, storage: Storage, twilio: TwilioClients, http: GuardedSession,
         lock: RecordingLock, clock: Callable[[], float], budget: float, read_timeout: float,
     ) -> None:  # fmt: skip
         self.storage = storage
@@ -55,7 +55,8 @@ class CompositionArchiver:
 
     def __call__(self, event: HandlerEvent) -> None:
         room_sid = event.event.room_sid
-        composition = self._completed(event)
+        twilio = self.twilio.for_account(event.event.account_sid)  # the event's account's
+        composition = self._completed(event, twilio)
         if composition.media_external_location:
             log.info("composition %s room=%s is in the account's own storage at %s; not "
                      "downloaded", composition.sid, room_sid,
@@ -69,17 +70,17 @@ class CompositionArchiver:
                 log.info("composition %s room=%s is already archived at %s", composition.sid,
                          room_sid, self.storage.location(key))  # fmt: skip
             else:
-                self._download(composition, room_sid, key, composition.size)
+                self._download(composition, room_sid, key, composition.size, twilio)
             body = json.dumps(composition.raw, indent=2, sort_keys=True).encode()
             self.storage.put_bytes(sidecar_key(composition, room_sid), body,
                                    content_type="application/json")  # fmt: skip
 
-    def _completed(self, event: HandlerEvent) -> Composition:
+    def _completed(self, event: HandlerEvent, twilio: TwilioVideo) -> Composition:
         composition = event.composition
         if composition is None:
             raise PermanentError(f"{event.id}: a {EVENT} event without its Composition")
         if composition.status in ("enqueued", "processing"):
-            composition = self.twilio.fetch_composition(composition.sid)
+            composition = twilio.fetch_composition(composition.sid)
         if composition.status in ("enqueued", "processing"):
             raise NotFoundYet(f"composition {composition.sid} is still {composition.status}")
         if composition.status != "completed":
@@ -89,12 +90,14 @@ class CompositionArchiver:
             )
         return composition
 
-    def _download(self, composition: Composition, room_sid: str, key: str, size: int) -> None:
+    def _download(
+        self, composition: Composition, room_sid: str, key: str, size: int, twilio: TwilioVideo
+    ) -> None:
         what = f"media download of composition {composition.sid} room={room_sid}"
         began = self.clock()
         stored, _ = download(
             self.storage, self.http, key, size,
-            lambda: self.twilio.composition_media_url(composition.sid), what=what,
+            lambda: twilio.composition_media_url(composition.sid), what=what,
             timeout=self.read_timeout, deadline=began + self.budget, clock=self.clock,
         )  # fmt: skip
         archived_bytes(stored.size)

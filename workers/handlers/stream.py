@@ -30,7 +30,7 @@ from workers.handlers import HandlerContext, builtin
 log = logging.getLogger(__name__)
 
 MARKER_KEY = "roomrec:stream:{}"
-MARKER_TTL = 7 * 24 * 3600  # as long as the de-duplication marks
+MARKER_TTL = 7 * 24 * 3600  # with the default settings; a worker uses settings.marks_ttl
 
 # KEYS: stream, marker. ARGV: maxlen, marker ttl, then field, value, field, value ...
 APPEND_ONCE = """
@@ -70,16 +70,19 @@ class StreamHandler:
     name = "stream"
     repeatable = True  # the marker keeps an event off the stream twice
 
-    def __init__(self, client: redis.Redis, key: str, maxlen: int) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, maxlen: int, *, marker_ttl: int = MARKER_TTL
+    ) -> None:
         self.key = key
         self.maxlen = maxlen
+        self.marker_ttl = marker_ttl  # outlives every delivery of the event: see marks_ttl
         self.append_once = client.register_script(APPEND_ONCE)
 
     def targets(self) -> Sequence[str | None]:
         return (None,)
 
     def __call__(self, event: HandlerEvent, target: str | None) -> None:
-        args: list[str | int] = [self.maxlen, MARKER_TTL]
+        args: list[str | int] = [self.maxlen, self.marker_ttl]
         for name, value in entry_fields(event).items():
             args += [name, value]
         try:
@@ -98,4 +101,7 @@ class StreamHandler:
 @builtin("stream")
 def make_stream_handler(context: HandlerContext) -> StreamHandler:
     settings = context.settings
-    return StreamHandler(context.redis, settings.stream_name, settings.stream_maxlen)
+    return StreamHandler(
+        context.redis, settings.stream_name, settings.stream_maxlen,
+        marker_ttl=settings.marks_ttl,
+    )  # fmt: skip

@@ -10,6 +10,11 @@ Answers: 200 (or 206 to a resumed ``Range`` request) streams; 404 is :class:`Not
 (still processing); 403 means the signature expired (transient: the next attempt gets a new
 URL); 408, 429, 5xx, timeouts and dropped connections are transient; 416 and a length that
 differs from the recording's size are :class:`SizeMismatch`; any other answer is permanent.
+
+Redirects are followed here, hop by hop (at most :data:`MAX_REDIRECTS`), never by requests:
+every URL, the first included, is checked against the session's
+:class:`workers.outbound.OutboundPolicy` before it is requested, and every connection when it
+is made. A refused hop is permanent (dead-lettered), named without its query string.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import re
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 import requests
 
 from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.http_session import GuardedSession
+from workers.outbound import DestinationRefused
 from workers.storage.errors import ArchivePaused, SizeMismatch
 from workers.twilio_api import retry_after_seconds
 
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 1024 * 1024
 CONNECT_TIMEOUT = 10.0
+MAX_REDIRECTS = 5  # hops after the signed URL itself (S3 and CDNs use one at most)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _QUERY = re.compile(r"\?[^\s\"']*")
 
@@ -99,24 +108,46 @@ class MediaDownload:
 
 
 def open_media(
-    http: requests.Session, url: str, *, start: int, size: int, timeout: float, what: str
+    http: GuardedSession, url: str, *, start: int, size: int, timeout: float, what: str
 ) -> MediaDownload:
-    """GET the signed ``url`` (from byte ``start`` when resuming), checked against ``size``."""
+    """GET the signed ``url`` (from byte ``start`` when resuming), following its redirects
+    within ``http.policy``, checked against ``size``."""
     headers = {"Accept-Encoding": "identity"}  # the stored bytes must be the media's bytes
     if start:
         headers["Range"] = f"bytes={start}-"
-    try:
-        response = http.get(url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, timeout))
-    except requests.Timeout:
-        raise TransientError(f"{what} timed out") from None
-    except requests.RequestException as exc:
-        raise TransientError(f"{what} failed: {type(exc).__name__}") from None
+    for hop in range(MAX_REDIRECTS + 1):
+        response = _get(http, url, headers, timeout=timeout, what=what, hop=hop)
+        location = response.headers.get("Location") if response.is_redirect else None
+        if location is None:
+            break
+        response.close()
+        url = urljoin(url, location)
+    else:
+        raise PermanentError(f"{what}: more than {MAX_REDIRECTS} redirects")
     try:
         begin = _check(response, start=start, size=size, what=what)
     except Exception:
         response.close()
         raise
     return MediaDownload(response, start=begin, size=size, what=what)
+
+
+def _get(
+    http: GuardedSession, url: str, headers: dict[str, str], *, timeout: float, what: str,
+    hop: int,
+) -> requests.Response:  # fmt: skip
+    """One hop, its URL and its connection checked by the session's policy."""
+    try:
+        http.policy.check_url(url)
+        return http.get(url, headers=headers, stream=True, allow_redirects=False,
+                        timeout=(CONNECT_TIMEOUT, timeout))  # fmt: skip
+    except DestinationRefused as exc:
+        where = "the signed URL" if hop == 0 else f"redirect {hop}"
+        raise PermanentError(f"{what}: {where} refused: {exc}") from None
+    except requests.Timeout:
+        raise TransientError(f"{what} timed out") from None
+    except requests.RequestException as exc:
+        raise TransientError(f"{what} failed: {type(exc).__name__}") from None
 
 
 def _check(response: requests.Response, *, start: int, size: int, what: str) -> int:
@@ -148,7 +179,7 @@ def _check(response: requests.Response, *, start: int, size: int, what: str) -> 
 
 
 def download(
-    storage: Storage, http: requests.Session, key: str, size: int, media_url: Callable[[], str],
+    storage: Storage, http: GuardedSession, key: str, size: int, media_url: Callable[[], str],
     *, what: str, timeout: float, deadline: float, clock: Callable[[], float],
 ) -> tuple[Stored, int]:  # fmt: skip
     """Stream the media at ``media_url()`` into ``storage`` at ``key``, resuming after the

@@ -155,9 +155,11 @@ def test_room_sid_from_grouping_sids_is_validated() -> None:
         ("date_created", "yesterday"),
         ("duration", -0.5),
         ("grouping_sids", "RM123"),
-        ("links", {"media": 5}),
-        ("links", ["https://video.twilio.com"]),
-        ("url", "not a url"),
+        ("media_external_location", "not a url"),
+        ("media_external_location", "/relative/RT.mka"),
+        ("media_external_location", "https://bucket:port/RT.mka"),
+        ("media_external_location", "https://[::1/RT.mka"),
+        ("media_external_location", 5),
     ],
 )
 def test_bad_values_are_rejected_by_field(name: str, value: Any) -> None:
@@ -211,3 +213,48 @@ def test_recordings_of_equal_resources_are_equal() -> None:
 
     assert load(resource) == load(json.loads(json.dumps(resource)))
     assert load(resource) != load(recording_resource())
+
+
+# --- fields roomrec does not act on are kept as Twilio sent them -------------------------------
+
+EXTERNAL_LOCATIONS = [
+    "https://my_bucket.s3.amazonaws.com/recordings/RT.mka",  # legacy bucket name
+    "https://bucket.s3.amazonaws.com/rooms/my room/RT 1.mka",  # a space in the key
+    "https://my_bucket.s3.us-east-1.amazonaws.com/a%20b/RT.mkv",
+    "s3://my_bucket/recordings/RT.mka",
+]
+ODD_INFORMATIONAL = [
+    ("url", "not a url"),
+    ("url", "https://video.twilio.com/v1/Rooms/RM x/Recordings/RT"),
+    ("url", 5),
+    ("links", {"media": 5}),
+    ("links", {"media": "https://my_bucket.example/a b", "extra": {"nested": [1]}}),
+    ("links", ["https://video.twilio.com"]),
+]
+
+
+@pytest.mark.parametrize("location", EXTERNAL_LOCATIONS)
+def test_an_external_location_twilio_writes_is_accepted_verbatim(location: str) -> None:
+    resource = recording_resource(media_external_location=location)
+
+    recording = load(resource)
+
+    assert recording.media_external_location == location
+    assert recording.raw == resource
+
+
+@pytest.mark.parametrize(("name", "value"), ODD_INFORMATIONAL)
+def test_odd_url_and_links_never_make_a_resource_invalid(name: str, value: Any) -> None:
+    resource = recording_resource(**{name: value})
+
+    recording = load(resource)
+
+    assert recording.raw[name] == value  # as Twilio sent it
+    assert recording.raw == resource
+    attribute = getattr(recording, name)
+    assert attribute == value or attribute is None  # only when of the documented type
+
+
+def test_media_url_is_only_a_string() -> None:
+    assert load(recording_resource(links={"media": 5})).media_url is None
+    assert load(recording_resource(links=["x"])).media_url is None

@@ -71,7 +71,7 @@ def test_web_requires_the_auth_token(env: dict[str, str]) -> None:
 
 
 def test_web_defaults() -> None:
-    settings = load_web({"TWILIO_AUTH_TOKEN": AUTH_TOKEN})
+    settings = load_web({"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "ALLOWED_HOSTS": "rec.example.com"})
 
     assert settings.twilio_auth_token == AUTH_TOKEN
     assert settings.redis_url == "redis://localhost:6379/0"
@@ -102,6 +102,7 @@ def test_web_malformed_variables_are_named(name: str, value: str) -> None:
 def test_web_secrets_are_not_in_repr() -> None:
     settings = load_web({
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_AUTH_TOKEN_SECONDARY": SECONDARY_TOKEN,
+        "PUBLIC_BASE_URL": "https://rec.example.com",
         "REDIS_URL": f"redis://:{REDIS_PASSWORD}@cache:6379/0",
         "CELERY_BROKER_URL": f"redis://:{REDIS_PASSWORD}@broker:6379/1",
     })  # fmt: skip

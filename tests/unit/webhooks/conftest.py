@@ -25,6 +25,7 @@ def make_app(redis_url: str, tmp_path: Path) -> Iterator[AppFactory]:
     def make(**env: str | None) -> Flask:
         config = {
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "PUBLIC_BASE_URL": "http://localhost",  # what the test client calls
             "REDIS_URL": redis_url,
             "SPOOL_PATH": str(tmp_path / "spool.sqlite3"),
         } | env

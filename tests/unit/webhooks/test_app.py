@@ -15,6 +15,9 @@ from webhooks import MAX_BODY_BYTES, create_app
 from webhooks.extension import roomrec
 from workers.enqueue import Enqueuer
 
+# What the test client calls: the URL signatures are checked against.
+LOCAL = {"PUBLIC_BASE_URL": "http://localhost"}
+
 
 @pytest.fixture
 def closing() -> Iterator[list[Flask]]:
@@ -40,7 +43,7 @@ def test_a_malformed_variable_is_named() -> None:
 
 def test_the_enqueuer_is_built_from_the_settings(closing: list[Flask], redis_url: str) -> None:
     app = create_app(
-        {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url, "ENQUEUE_TIMEOUT": "0.25"}
+        {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url, "ENQUEUE_TIMEOUT": "0.25"} | LOCAL
     )
     closing.append(app)
     state = roomrec(app)
@@ -54,7 +57,8 @@ def test_the_enqueuer_is_built_from_the_settings(closing: list[Flask], redis_url
 
 def test_settings_and_an_enqueuer_can_be_passed_in(redis_url: str) -> None:
     settings: WebSettings = load_settings(
-        WebSettingsSchema(), {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": "redis://127.0.0.1:1/0"}
+        WebSettingsSchema(),
+        {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": "redis://127.0.0.1:1/0"} | LOCAL,
     )
     enqueuer = Enqueuer.from_urls(redis_url, redis_url, timeout=0.5)
     try:
@@ -71,6 +75,7 @@ def test_no_config_reads_the_environment(
     closing: list[Flask], redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "from-the-environment")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost")
     monkeypatch.setenv("REDIS_URL", redis_url)
     app = create_app()
     closing.append(app)
@@ -90,6 +95,7 @@ def test_flask_finds_the_factory(
 ) -> None:
     # What `flask --app webhooks run` does.
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost")
     monkeypatch.setenv("REDIS_URL", redis_url)
     app = ScriptInfo(app_import_path="webhooks").load_app()
     closing.append(app)
@@ -104,6 +110,7 @@ def test_the_settings_never_show_the_tokens(closing: list[Flask], redis_url: str
             "TWILIO_AUTH_TOKEN_SECONDARY": "secondary-secret",
             "REDIS_URL": redis_url,
         }
+        | LOCAL
     )
     closing.append(app)
     shown = repr(app.extensions["roomrec"])
@@ -111,7 +118,7 @@ def test_the_settings_never_show_the_tokens(closing: list[Flask], redis_url: str
 
 
 def test_healthz(closing: list[Flask], redis_url: str) -> None:
-    app = create_app({"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url})
+    app = create_app({"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url} | LOCAL)
     closing.append(app)
     response = app.test_client().get("/healthz")
     assert response.status_code == 200

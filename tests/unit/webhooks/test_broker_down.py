@@ -102,7 +102,7 @@ def test_503_only_when_the_spool_cannot_write_either(
 def test_readyz_is_ok_when_the_queue_answers(make_app: AppFactory) -> None:
     response = make_app().test_client().get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    assert response.get_json() == {"status": "ok", "maxmemory_policy": {"REDIS_URL": "noeviction"}}
 
 
 @pytest.mark.parametrize("down", ["closed_url", "hung_url"])
@@ -137,7 +137,7 @@ def test_healthz_answers_even_when_the_queue_is_down(make_app: AppFactory, close
 
 
 def test_the_deduplication_record_lives_for_dedup_ttl(make_app: AppFactory, redis_url: str) -> None:
-    app = make_app(DEDUP_TTL="3600")
+    app = make_app(DEDUP_TTL="3600", CALLBACK_MAX_AGE="600")  # the window within DEDUP_TTL
     params = recording_params()
     assert post_callback(app.test_client(), params).status_code == 204
 

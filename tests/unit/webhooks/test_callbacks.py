@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tests.support.twilio import AUTH_TOKEN, recording_params, room_params, sign
+from tests.support.twilio import AUTH_TOKEN, recording_params, room_params, sign, timestamp
 from tests.unit.webhooks.helpers import (
     FORM,
     LOCAL_URL,
@@ -53,7 +53,8 @@ def test_a_duplicate_answers_204_and_is_not_queued_again(
     params = recording_params()
     assert post_callback(client, params).status_code == 204
     # Twilio may resend a recording event with another Timestamp: still the same event.
-    again = post_callback(client, params | {"Timestamp": "2030-01-01T00:00:00.000000Z"})
+    resent = timestamp(datetime.now(UTC) + timedelta(seconds=30))  # within CALLBACK_MAX_SKEW
+    again = post_callback(client, params | {"Timestamp": resent})
     assert again.status_code == 204
     assert again.headers["X-Roomrec-Duplicate"] == "1"
     assert len(queued(redis_url)) == 1
@@ -405,7 +406,9 @@ def test_an_unexpected_error_is_a_500_problem_without_traceback(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     enqueuer = ExplodingEnqueuer.from_urls(redis_url, redis_url, timeout=0.5)
-    app = create_app({"TWILIO_AUTH_TOKEN": AUTH_TOKEN}, enqueuer=enqueuer)
+    app = create_app(
+        {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": "http://localhost"}, enqueuer=enqueuer
+    )
     try:
         with caplog.at_level(logging.ERROR, logger="webhooks"):
             response = post_callback(app.test_client(), recording_params())

@@ -216,7 +216,7 @@ def test_reconcile_reports_twilios_error(app: Flask, twilio: EmulatorProcess, en
 def test_marks_last_as_long_as_the_webs(make_app: AppFactory, twilio: EmulatorProcess, env: Any,
                                         redis_url: str, command: str) -> None:  # fmt: skip
     recording = create(twilio)
-    app = make_app(DEDUP_TTL="600")
+    app = make_app(DEDUP_TTL="600", CALLBACK_MAX_AGE="240")  # the window within DEDUP_TTL
     args = [recording] if command == "replay" else ["--since", "1h"]
 
     result = invoke(app, *(["recordings"] if command == "replay" else []), command, *args,

@@ -12,9 +12,11 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from devtools.redis_server import free_port
 from schemas import load_callback
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.unit.webhooks.cli_helpers import invoke, json_out
+from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import queued
 from webhooks.testcallback import EVENTS, callback_params, sign
 from workers.enqueue import event_id
@@ -26,9 +28,20 @@ class _Quiet(WSGIRequestHandler):
 
 
 @pytest.fixture
-def served(app: Flask) -> Iterator[str]:
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def app(make_app: AppFactory, port: int) -> Flask:
+    """The app, its signatures bound to where :func:`served` serves it."""
+    return make_app(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def served(app: Flask, port: int) -> Iterator[str]:
     """The callback URL of ``app`` served on 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)  # fmt: skip
     thread.start()

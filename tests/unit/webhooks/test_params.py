@@ -9,8 +9,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.twilio import recording_params, room_params
-from webhooks.errors import BadRequestParams, InvalidEncoding, RepeatedParams, UnknownEvent
-from webhooks.params import decode_query, load_event, parse_params, single_valued
+from webhooks.errors import (
+    BadRequestParams,
+    InvalidEncoding,
+    ParamNameTooLong,
+    RepeatedParams,
+    TooManyParams,
+    UnknownEvent,
+)
+from webhooks.params import (
+    MAX_NAME_LENGTH,
+    MAX_PARAMS,
+    decode_query,
+    load_event,
+    parse_params,
+    single_valued,
+)
 
 
 @pytest.mark.parametrize(
@@ -108,3 +122,42 @@ def test_load_event_names_every_bad_field() -> None:
     assert type(caught.value) is BadRequestParams
     assert sorted(caught.value.errors) == ["RoomSid", "Size", "Timestamp"]
     assert all(caught.value.errors.values())
+
+
+# --- limits, checked before the signature is computed ----------------------------------------
+
+
+def _form(count: int, *, name_length: int = 4) -> bytes:
+    return "&".join(f"{'n' * name_length}{i:04d}=v" for i in range(count)).encode()
+
+
+@pytest.mark.parametrize("source", ["body", "query string"])
+def test_a_hundred_parameters_are_read_one_more_is_refused(source: str) -> None:
+    assert len(parse_params(_form(MAX_PARAMS), source=source)) == MAX_PARAMS
+    assert len(parse_params(_form(MAX_PARAMS) + b"&&&&", source=source)) == MAX_PARAMS
+    with pytest.raises(TooManyParams) as caught:
+        parse_params(_form(MAX_PARAMS + 1), source=source)
+    assert caught.value.slug == "too-many-parameters" and caught.value.status == 400
+    assert list(caught.value.errors) == [source]
+
+
+def test_a_flood_of_parameters_is_refused_even_when_not_utf8() -> None:
+    with pytest.raises(TooManyParams):
+        parse_params(b"\xff=1&" * 5000)
+
+
+def test_a_name_of_256_characters_is_read_a_longer_one_refused() -> None:
+    name = "N" * MAX_NAME_LENGTH
+    assert parse_params(f"{name}=1".encode()) == [(name, "1")]
+    with pytest.raises(ParamNameTooLong) as caught:
+        parse_params(f"a=1&{name}X=2".encode())
+    assert caught.value.slug == "parameter-name-too-long" and caught.value.status == 400
+    [shown] = caught.value.errors
+    assert len(shown) < 50  # the problem document does not echo the whole name
+
+
+def test_a_long_percent_encoded_name_counts_its_characters() -> None:
+    name = "é" * MAX_NAME_LENGTH  # 256 characters, 1536 bytes encoded
+    assert parse_params(f"{quote(name)}=1".encode()) == [(name, "1")]
+    with pytest.raises(ParamNameTooLong):
+        parse_params(f"{quote(name + 'é')}=1&b=%FF".encode())

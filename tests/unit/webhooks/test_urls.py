@@ -64,6 +64,12 @@ def test_a_get_with_public_base_url(make_app: AppFactory, redis_url: str) -> Non
     assert queued(redis_url)[0]["args"][0]["params"] == params
 
 
+# The URL follows the request (no PUBLIC_BASE_URL), among these Hosts only.
+BY_HOST = {
+    "PUBLIC_BASE_URL": None,
+    "ALLOWED_HOSTS": "localhost,hooks.example.com:443,hooks.example.com:8443",
+}
+
 FORWARDED = {
     "X-Forwarded-Proto": "https",
     "X-Forwarded-Host": "hooks.example.com",
@@ -73,7 +79,7 @@ FORWARDED = {
 
 @pytest.mark.parametrize("trust", [None, "0", "false"])
 def test_proxy_headers_are_ignored_unless_trusted(make_app: AppFactory, trust: str | None) -> None:
-    client = make_app(TRUST_PROXY_HEADERS=trust).test_client()
+    client = make_app(TRUST_PROXY_HEADERS=trust, **BY_HOST).test_client()
     forged = post_callback(client, recording_params(), url=PUBLIC_URL, headers=FORWARDED)
     assert_problem(forged, 403)
     # What the app really sees still works, headers or not.
@@ -82,7 +88,7 @@ def test_proxy_headers_are_ignored_unless_trusted(make_app: AppFactory, trust: s
 
 @pytest.mark.parametrize("trust", ["1", "true"])
 def test_proxy_headers_are_honoured_when_trusted(make_app: AppFactory, trust: str) -> None:
-    app = make_app(TRUST_PROXY_HEADERS=trust)
+    app = make_app(TRUST_PROXY_HEADERS=trust, **BY_HOST)
     assert isinstance(app.wsgi_app, ProxyFix)
     client = app.test_client()
     assert (
@@ -93,7 +99,7 @@ def test_proxy_headers_are_honoured_when_trusted(make_app: AppFactory, trust: st
 
 
 def test_a_trusted_forwarded_port_is_part_of_the_url(make_app: AppFactory) -> None:
-    client = make_app(TRUST_PROXY_HEADERS="1").test_client()
+    client = make_app(TRUST_PROXY_HEADERS="1", **BY_HOST).test_client()
     headers = FORWARDED | {"X-Forwarded-Port": "8443"}
     url = "https://hooks.example.com:8443" + CALLBACK_PATH
     assert post_callback(client, recording_params(), url=url, headers=headers).status_code == 204

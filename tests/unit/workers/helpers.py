@@ -27,6 +27,7 @@ def worker_settings(**env: str) -> WorkerSettings:
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "HANDLERS": "log,forward", "FORWARD_URLS": "https://hooks.example.com/in",
         "FORWARD_SECRET": FORWARD_SECRET, "FORWARD_ALLOW_HTTP": "1", "FORWARD_TIMEOUT": "0.5",
+        "MEDIA_ALLOWED_NETWORKS": "127.0.0.0/8",  # the emulator's media is on loopback
     }  # fmt: skip
     settings = load_settings(WorkerSettingsSchema(), base | env)
     assert isinstance(settings, WorkerSettings)

@@ -3,17 +3,19 @@ loopback: each answer becomes a chunk stream, a transient or a permanent error."
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 from werkzeug.wrappers import Request, Response
 
 from tests.unit.workers.helpers import LocalServer, worker_settings
 from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.http_session import GuardedSession
+from workers.outbound import OutboundPolicy
 from workers.storage import ArchivePaused, SizeMismatch
 from workers.storage.media import RedactQueryStrings, open_media
 from workers.twilio_api import TwilioVideo
@@ -21,6 +23,9 @@ from workers.twilio_api import TwilioVideo
 Start = Callable[..., LocalServer]
 BODY = bytes(range(256)) * 4096  # 1 MiB
 SIGNED = "/media/RT1.mkv?Expires=1999999999&Signature=s3cr3t"
+# These servers are on loopback: allowed here (tests/unit/workers/test_media_redirects.py
+# checks what is refused).
+LOOPBACK = OutboundPolicy(frozenset({"http"}), (ipaddress.ip_network("127.0.0.0/8"),))
 
 
 def answering(status: int, body: bytes = b"", **headers: str) -> Callable[..., Response]:
@@ -40,7 +45,7 @@ def ranged(request: Request, release: threading.Event) -> Response:
 
 
 def fetch(url: str, *, start: int = 0, size: int = len(BODY)) -> bytes:
-    with requests.Session() as http:
+    with GuardedSession(LOOPBACK) as http:
         with open_media(http, url, start=start, size=size, timeout=5, what="download") as media:
             return b"".join(media.chunks(float("inf"), lambda: 0.0))
 
@@ -63,7 +68,7 @@ def test_a_resumed_download_asks_for_the_rest(local_server: Start) -> None:
 def test_a_server_ignoring_range_restarts_from_zero(local_server: Start) -> None:
     server = local_server(answering(200, BODY))
 
-    with requests.Session() as http:
+    with GuardedSession(LOOPBACK) as http:
         media = open_media(http, server.url + SIGNED, start=1000, size=len(BODY), timeout=5,
                            what="download")  # fmt: skip
         with media:
@@ -121,7 +126,7 @@ def test_a_stalled_body_times_out_as_transient(local_server: Start) -> None:
 
     server = local_server(stall)
 
-    with requests.Session() as http:
+    with GuardedSession(LOOPBACK) as http:
         media = open_media(http, server.url + SIGNED, start=0, size=len(BODY), timeout=0.3,
                            what="download of RT1")  # fmt: skip
         with media, pytest.raises(TransientError, match="broke off after") as caught:
@@ -145,7 +150,7 @@ def test_the_download_pauses_past_its_deadline(local_server: Start) -> None:
     server = local_server(answering(200, big))
     ticks = iter(range(100))
 
-    with requests.Session() as http:
+    with GuardedSession(LOOPBACK) as http:
         with open_media(http, server.url + SIGNED, start=0, size=len(big), timeout=5,
                         what="download") as media:  # fmt: skip
             received = bytearray()

@@ -5,18 +5,25 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from urllib.parse import quote
 
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.workers.helpers import worker_settings
+from tests.support.cputime import LINEAR_BOUND, growth
+from tests.unit.workers.helpers import recording_event, worker_settings
+from workers.errors import TransientError
+from workers.handlers import HandlerContext, resolve
 from workers.logs import (
     _SIGNATURE_PARAM,
-    _SIGNED_QUERY,
     MASK,
+    TRUNCATE_AT,
     Redactor,
     RoomrecHandler,
     bind,
@@ -24,9 +31,13 @@ from workers.logs import (
     configure_logging,
     resolve_format,
     settings_secrets,
+    truncate,
 )
 
 SECRET = "s3cr3t-auth-token-0123456789"
+# What the redaction of signed queries must find: the one expression it was, which is
+# quadratic in a run of "?" (workers.logs finds the same matches in linear time).
+_SIGNED_QUERY = re.compile(r"\?[^\s\"'<>\\]*?(?:signature|x-amz-credential)=[^\s\"'<>\\]*", re.I)
 
 
 class _Tty(io.StringIO):
@@ -131,15 +142,17 @@ def test_unsigned_urls_are_kept() -> None:
 
 _PIECES = st.sampled_from(
     ["?", "&", "=", " ", '"', "x", "Signature", "sIgNaTuRe=v", "X-Amz-Credential=v",
-     "x-amz-security-token", "ſignature=v", "SİGNATURE=v", "K", "https://h.example/a?b"]
+     "x-amz-security-token", "ſignature=v", "SİGNATURE=v", "K", "https://h.example/a?b",
+     "\\", "'", "<", "\t", "\u2028", "é", "%", "x-amz-credential="]
 )  # fmt: skip
 
 
 @given(st.lists(_PIECES | st.text(max_size=3), max_size=12).map("".join))
 def test_redactor_skips_the_expressions_only_where_they_would_find_nothing(line: str) -> None:
-    """The cheap test before the regular expressions changes no line: the same output as
-    applying both, on generated lines mixing the markers in any case and non-ASCII letters
-    that ``re.I`` folds to ASCII ones."""
+    """The cheap test before the regular expressions changes no line, and the linear scan
+    for signed queries finds what the expression it replaced found: the same output as
+    applying both expressions, on generated lines mixing the markers in any case, the
+    characters that end a URL and non-ASCII letters that ``re.I`` folds to ASCII ones."""
     expected = _SIGNATURE_PARAM.sub(rf"\1={MASK}", _SIGNED_QUERY.sub("?" + MASK, line))
     assert Redactor()(line) == expected
 
@@ -209,3 +222,157 @@ def test_settings_secrets_are_tokens_secrets_and_url_passwords() -> None:
     assert {"redis-pass-123", "api-secret-123", settings.twilio_auth_token} <= set(found)
     assert settings.forward_secret in found
     assert settings.twilio_account_sid not in found
+
+
+def test_settings_secrets_reach_into_the_accounts_of_twilio_accounts() -> None:
+    other = "AC" + "7" * 32
+    settings = worker_settings(
+        TWILIO_ACCOUNTS=json.dumps({other: {
+            "auth_token": "other-token-123", "api_key_sid": "SK" + "1" * 32,
+            "api_key_secret": "other-key-secret",
+        }}),
+    )  # fmt: skip
+    found = settings_secrets(settings)
+    assert {"other-token-123", "other-key-secret"} <= set(found)
+    assert other not in found
+
+
+def test_a_database_url_keeps_its_plain_query_values_and_masks_the_secret_ones() -> None:
+    settings = worker_settings(
+        DATABASE_URL="postgresql+psycopg://u:db-pass-123@db/roomrec"
+        "?sslmode=require&application_name=roomrec&sslpassword=key-pass-123",
+    )
+    found = set(settings_secrets(settings))
+    assert {"db-pass-123", "key-pass-123"} <= found
+    assert "require" not in found and "roomrec" not in found
+
+
+# --- linear time on hostile input ---------------------------------------------------------------
+
+# The longest request line gunicorn takes (limit_request_line is at most 8190); a body is at
+# most 64 KiB, and a rejection quotes at most TRUNCATE_AT characters of it.
+_LINE = 8190
+_HOSTILE: dict[str, Callable[[int], str]] = {
+    "question marks after a marker": lambda n: "/healthz?a=signature=1'" + "?" * n,
+    "question marks, marker elsewhere": lambda n: "signature= /x" + "?" * n,
+    "markers": lambda n: "?" + "signature=" * n,
+    "markers without equals": lambda n: "?" + "Signature" * n + " x-amz-credential=",
+    "ampersands": lambda n: "?a=1" + "&" * n + " X-Amz-Signature=",
+    "percents": lambda n: "/x?" + "%" * n + " signature=",
+    "mixed": lambda n: ("?&%=signature&X-Amz-" * n)[: 20 * n] + " signature=",
+    "non-ASCII": lambda n: "ſignature= é" + "?" * n,
+    "JSON line": lambda n: json.dumps({"message": "rejected POST '/x?a=signature=1" + "?" * n}),
+}
+
+
+@pytest.mark.parametrize("make", _HOSTILE.values(), ids=_HOSTILE)
+def test_redaction_runs_in_linear_time(make: Callable[[int], str]) -> None:
+    """The CPU time of a line 8 times as long is about 8 times as much (quadratic: 64)."""
+    redactor = Redactor([SECRET, "https://user:pass-word@hooks.example.com/x?token=tok-123"])
+    assert growth(redactor, make, _LINE // 8) < LINEAR_BOUND
+
+
+def test_the_expression_redaction_replaced_fails_the_same_check() -> None:
+    """The check can fail: the one expression it was grows quadratically on a "?" run."""
+
+    def old(line: str) -> str:
+        return _SIGNATURE_PARAM.sub(rf"\1={MASK}", _SIGNED_QUERY.sub("?" + MASK, line))
+
+    assert growth(old, _HOSTILE["question marks after a marker"], 300) > LINEAR_BOUND
+
+
+@pytest.mark.parametrize("make", _HOSTILE.values(), ids=_HOSTILE)
+def test_hostile_lines_are_redacted_as_the_expression_did(make: Callable[[int], str]) -> None:
+    line = make(500)
+    expected = _SIGNATURE_PARAM.sub(rf"\1={MASK}", _SIGNED_QUERY.sub("?" + MASK, line))
+    assert Redactor()(line) == expected
+
+
+# --- truncate -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "/twilio/room-events", "x" * TRUNCATE_AT])
+def test_truncate_keeps_short_text(text: str) -> None:
+    assert truncate(text) == text
+
+
+def test_truncate_cuts_long_text_and_says_how_much() -> None:
+    text = "/x?" + "?" * 10_000
+    cut = truncate(text)
+    assert cut == text[:TRUNCATE_AT] + f"…(+{len(text) - TRUNCATE_AT} chars)"
+    assert truncate("abcdef", 4) == "abcd…(+2 chars)"
+
+
+# --- FORWARD_URLS and other URL settings --------------------------------------------------------
+
+_PASSWORD = "pa55-w0rd"
+_TOKEN = "tok/en+abc 123"  # percent-encoded in the URL: "tok%2Fen%2Babc%20123"
+_PATH_TOKEN = "XyZ0123456789abcdefQ"
+_FORWARD_URLS = (
+    f"https://user:{_PASSWORD}@hooks.example.com/x?token={quote(_TOKEN, safe='')}&v=1,"
+    f"https://chat.example.com/services/T0123/{_PATH_TOKEN}"
+)
+
+
+def _forward_settings(**env: str) -> object:
+    return worker_settings(FORWARD_URLS=_FORWARD_URLS, **env)
+
+
+def test_settings_secrets_hold_the_userinfo_query_values_and_tokens_of_forward_urls() -> None:
+    found = set(settings_secrets(_forward_settings()))
+    assert {_PASSWORD, "user", _TOKEN, quote(_TOKEN, safe=""), _PATH_TOKEN} <= found
+    assert "hooks.example.com" not in found and "services" not in found
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        _PASSWORD,
+        _TOKEN,
+        quote(_TOKEN, safe=""),  # as in the URL
+        quote(_TOKEN, safe="!#$%&'()*+,/:;=?@[]~"),  # as requests re-quotes it
+        json.dumps(_TOKEN)[1:-1],
+        _PATH_TOKEN,
+    ],
+)
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_forward_url_secrets_never_reach_a_line(
+    capsys: pytest.CaptureFixture[str], fmt: str, written: str
+) -> None:
+    capsys.readouterr()
+    configure_logging("INFO", fmt, secrets=settings_secrets(_forward_settings()))
+    logging.getLogger("workers.test").warning("target said %r (%s)", written, written)
+    out = capsys.readouterr().err
+    assert written not in out and MASK in out
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_chained_requests_traceback_shows_neither_password_nor_token(
+    capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """A real ConnectionError from requests (a closed loopback port), raised while forwarding
+    and chained under the handler's TransientError, logged with its traceback by a worker's
+    logging: requests quotes the URL's path and query in it."""
+    url = f"http://user:{_PASSWORD}@127.0.0.1:{_closed_port()}/x?token={quote(_TOKEN, safe='')}"
+    settings = worker_settings(FORWARD_URLS=url)
+    context = HandlerContext(settings=settings, redis=None, http=requests.Session())  # type: ignore[arg-type]
+    handler = resolve("forward")(context)
+    capsys.readouterr()
+    configure_logging("INFO", fmt, secrets=settings_secrets(settings))
+    with pytest.raises(TransientError) as raised:
+        handler(recording_event(), url)
+    cause = raised.value.__cause__
+    assert isinstance(cause, requests.ConnectionError)
+    assert quote(_TOKEN, safe="") in str(cause)  # the exception itself quotes the token
+    logging.getLogger("workers.tasks").error("forward failed", exc_info=raised.value)
+    out = capsys.readouterr().err
+    assert "ConnectionError" in out and "direct cause" in out  # the chained traceback is there
+    for needle in (_PASSWORD, _TOKEN, quote(_TOKEN, safe=""), "tok%2Fen"):
+        assert needle not in out
+    context.http.close()

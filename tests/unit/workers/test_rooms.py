@@ -223,7 +223,7 @@ class Room:
         if fields:
             self.control.update_recording(recording, **fields)
         params = recording_params(event, RoomSid=self.sid, RecordingSid=recording)
-        fetched = rt.twilio.fetch_recording(self.sid, recording)
+        fetched = rt.twilio.main.fetch_recording(self.sid, recording)
         return HandlerEvent(id=event_id(params), event=load_callback(params), recording=fetched,
                             received_at=datetime.now(UTC))  # fmt: skip
 

@@ -205,7 +205,7 @@ def test_an_unreachable_database_is_transient(tmp_path: Path) -> None:
 def app_config(url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     return {
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url, "DATABASE_URL": url,
-        "SPOOL_PATH": str(tmp_path / "spool.sqlite3"),
+        "SPOOL_PATH": str(tmp_path / "spool.sqlite3"), "PUBLIC_BASE_URL": "http://localhost",
     }  # fmt: skip
 
 

@@ -83,7 +83,7 @@ def test_a_redelivered_event_adds_no_second_entry(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         assert client.get(MARKER_KEY.format(event.id)) == entry_id
-        assert 0 < client.ttl(MARKER_KEY.format(event.id)) <= MARKER_TTL
+        assert 0 < client.ttl(MARKER_KEY.format(event.id)) <= handler.marker_ttl
     finally:
         client.close()
 
@@ -153,3 +153,12 @@ def test_the_room_ready_entry_carries_the_rooms_recordings() -> None:
     fields = entry_fields(ready)
     assert [r["sid"] for r in json.loads(fields["recordings"])] == [base.recording.sid]
     assert "recordings" not in entry_fields(base)
+
+
+def test_the_marker_outlives_every_delivery_the_settings_allow(make_context: MakeContext) -> None:
+    context = make_context(HANDLERS="stream", DEDUP_TTL="86400", TASK_MAX_RETRIES="3")
+    handler = resolve("stream")(context)
+    assert isinstance(handler, StreamHandler)
+    settings = context.settings
+    horizon = settings.dedup_ttl + 3 * settings.retry_backoff_max + settings.visibility_timeout
+    assert handler.marker_ttl == horizon != MARKER_TTL
