@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo run test test-unit test-integration chaos bench lint format clean
+.PHONY: help install demo run test test-unit test-integration chaos bench lint format clean clean-data
 
 help:
 	@echo "make demo              run a simulated Twilio room through the whole stack"
@@ -14,6 +14,8 @@ help:
 	@echo "make chaos             the real stack under injected faults (about 70 s)"
 	@echo "make bench             the benchmarks of BENCHMARKS.md (about ten minutes)"
 	@echo "make test-unit | test-integration"
+	@echo "make clean             remove the virtualenv, caches and .run/ (never data/)"
+	@echo "make clean-data        DELETE data/: the spool (maybe the only copy of events), store, archive"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "roomrec needs Python >= 3.11")'
@@ -57,5 +59,16 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Never data/: the web's spool may hold the only copy of a callback not yet queued.
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info data .run
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info .run
+
+# Asks first (CONFIRM=yes skips the question); without a terminal to answer, deletes nothing.
+clean-data:
+	@echo "make clean-data DELETES data/: the web's spool (callbacks not yet queued, perhaps"
+	@echo "their only copy), the SQLite store, the file archive and beat's schedule."
+	@if [ "$(CONFIRM)" != "yes" ]; then \
+		printf 'Type "delete" to delete data/: '; read answer || answer=; \
+		if [ "$$answer" != "delete" ]; then echo "data/ kept."; exit 1; fi; \
+	fi
+	rm -rf data

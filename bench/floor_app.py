@@ -36,31 +36,41 @@ def _no_content() -> Response:
 
 
 class _Pusher:
-    """``LPUSH FLOOR_QUEUE body`` in RESP over one connection per process (made after the
-    fork), waiting for Redis' answer."""
+    """``LPUSH FLOOR_QUEUE body`` in RESP, waiting for Redis' answer, over connections of this
+    process (made after the fork) kept for good: one per push in flight at once, so one per
+    process under a sync worker, and under the gevent worker one per concurrent greenlet (a
+    socket serves one greenlet at a time)."""
 
     def __init__(self, redis_url: str) -> None:
         parts = urlsplit(redis_url)
         self.address = (parts.hostname or "localhost", parts.port or 6379)
-        self.sockets: dict[int, socket.socket] = {}
+        self.pid = os.getpid()
+        self.idle: list[socket.socket] = []
         self.head = f"*3\r\n$5\r\nLPUSH\r\n${len(FLOOR_QUEUE)}\r\n{FLOOR_QUEUE}\r\n".encode()
 
     def __call__(self, body: bytes) -> None:
-        pid = os.getpid()
-        if pid not in self.sockets:
+        if self.pid != os.getpid():  # forked: the parent's sockets are not ours to use
+            self.pid, self.idle = os.getpid(), []
+        if self.idle:
+            connection = self.idle.pop()
+        else:
             connection = socket.create_connection(self.address)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sockets[pid] = connection
-        connection = self.sockets[pid]
-        connection.sendall(b"%s$%d\r\n%s\r\n" % (self.head, len(body), body))
-        answer = connection.recv(64)
+        try:
+            connection.sendall(b"%s$%d\r\n%s\r\n" % (self.head, len(body), body))
+            answer = connection.recv(64)
+        except BaseException:
+            connection.close()
+            raise
         if not answer.startswith(b":"):
+            connection.close()
             raise RuntimeError(f"LPUSH answered {answer!r}")
+        self.idle.append(connection)
 
     def close(self) -> None:
-        for connection in self.sockets.values():
+        for connection in self.idle:
             connection.close()
-        self.sockets.clear()
+        self.idle.clear()
 
 
 def close(app: Flask) -> None:

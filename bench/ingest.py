@@ -5,8 +5,9 @@ A third app, the floor (:mod:`bench.floor_app`), only pushes each body onto a Re
 least any endpoint that queues a callback before answering must do. Its rate against bare
 Flask bounds the ratio any implementation can reach on the machine at hand.
 
-All three are served by the same gunicorn command line (:func:`bench.procs.gunicorn_args`: 2
-sync workers, one after the other on the same port) and loaded by ``wrk`` from its own
+All of them are served by the same gunicorn command line and server configuration
+(:func:`bench.procs.gunicorn_args`: gunicorn.conf.py's gevent worker, 2 processes, one app
+after the other on the same port) and loaded by ``wrk`` from its own
 process, with pre-signed callbacks that each name a distinct recording (the de-duplication
 never short-circuits). Each round runs the three back to back, the order rotating from round
 to round, and ratios pair runs of the same round; each run is preceded by a short warm-up.
@@ -27,7 +28,7 @@ from typing import Any
 from bench import callbacks
 from bench.env import BenchEnv
 from bench.floor_app import FLOOR_QUEUE
-from bench.procs import GUNICORN_WORKERS, start_gunicorn
+from bench.procs import server_settings, start_gunicorn
 from bench.stats import at_least, at_most, median, per_round_ratio, ratio, reference, rounded, shown
 from bench.tools import ensure
 from devtools.redis_server import free_port
@@ -186,8 +187,9 @@ def summarise(runs: list[dict[str, Any]], options: WrkOptions, requests: int) ->
     real_of_checked, real_of_checked_ratios = paired("real", "rps", "checked")
     return {
         "method": {
-            "gunicorn": f"--workers {GUNICORN_WORKERS} --worker-class sync, same flags for all",
-            "floor": "one LPUSH of the body per callback, RESP by hand over one socket per process",
+            "gunicorn": server_settings(),
+            "floor": "one LPUSH of the body per callback, RESP by hand over kept sockets, one per "
+            "push in flight in the process",
             "checked": "the floor after the signature check and the schema load of the real "
             "endpoint's own functions",
             "wrk": options.describe(),

@@ -23,7 +23,7 @@ import requests
 
 from bench import callbacks
 from bench.env import BenchEnv
-from bench.procs import start_celery, start_gunicorn
+from bench.procs import server_settings, start_celery, start_gunicorn
 from bench.stats import at_most, percentile, rounded, shown
 from devtools.redis_server import free_port
 from workers.store import Store
@@ -153,7 +153,7 @@ def summarise(
             "seconds": seconds,
             "senders": SENDERS,
             "worker": "celery worker --pool prefork --concurrency 2, HANDLERS=log,forward,store",
-            "web": "gunicorn --workers 2 --worker-class sync",
+            "web": server_settings(),
             "grace_s": grace,
         },
         "figures": {

@@ -28,12 +28,21 @@ def process_env(config: Mapping[str, str]) -> dict[str, str]:
 
 
 def gunicorn_args(app: str, port: int) -> list[str]:
-    """The one gunicorn command line of every web under test (only ``app`` differs)."""
+    """The one gunicorn command line of every web under test (only ``app`` differs). The server
+    settings (worker class, connections, header and body deadlines) are gunicorn.conf.py's,
+    as the image and compose run them: no flag here overrides them."""
     return [
-        str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-        "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync",
-        "--graceful-timeout", "10", app,
+        str(BIN / "gunicorn"), "-c", str(REPO / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+        "--workers", str(GUNICORN_WORKERS), "--graceful-timeout", "10", app,
     ]  # fmt: skip
+
+
+def server_settings() -> str:
+    """The server configuration every web under test runs with, for the results' method."""
+    return (
+        f"gunicorn -c gunicorn.conf.py --workers {GUNICORN_WORKERS}: its BoundedGeventWorker "
+        "(gevent, worker_connections, header and body deadlines), the same for every app"
+    )
 
 
 def celery_args(app: str, concurrency: int, pool: str = "prefork") -> list[str]:

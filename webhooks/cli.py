@@ -79,7 +79,15 @@ def send_test_callback(
 
     A recording event names a recording Twilio does not know unless --room-sid and
     --recording-sid name a real one: the workers then dead-letter it at the fetch."""
-    token = auth_token or roomrec().settings.twilio_auth_token
+    accounts = roomrec().settings.accounts
+    account_sid = account_sid or (accounts.main.account_sid if accounts.main else None)
+    account = accounts.get(account_sid)
+    token = auth_token or (account.auth_token if account else None)
+    if not token:
+        raise CommandFailed(
+            f"no auth token for account {account_sid or '(none given)'}: pass --account-sid "
+            "of an account in TWILIO_ACCOUNTS, or --auth-token"
+        )
     params = callback_params(
         event, account_sid=account_sid or new_sid("AC"), room_sid=room_sid,
         recording_sid=recording_sid,

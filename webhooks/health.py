@@ -41,7 +41,7 @@ def _check_redis_policy(state: BlueprintSetupState) -> None:
     app.extensions[POLICY_KEY] = check
     # In the background (it logs the WARNING for an evicting policy): start-up never waits
     # for a slow or hung Redis, and a relay started just before is not held up.
-    threading.Thread(target=check.report, name="roomrec-redis-policy", daemon=True).start()
+    threading.Thread(target=check.report_quietly, name="roomrec-redis-policy", daemon=True).start()
 
 
 @bp.get("/healthz")

@@ -174,6 +174,14 @@ class PolicyCheck:
             log.info("maxmemory-policy of %s is not readable (CONFIG and INFO refused)", variable)
         return policy
 
+    def report_quietly(self) -> None:
+        """:meth:`report` for a background thread: whatever goes wrong (a client closed under
+        it as the app shuts down, an unexpected reply) is logged, never raised."""
+        try:
+            self.report()
+        except Exception as exc:  # a thread's exception would reach nobody
+            log.info("could not read maxmemory-policy: %s: %s", type(exc).__name__, exc)
+
     def close(self) -> None:
         for client in self.clients.values():
             client.close()

@@ -21,7 +21,8 @@ from workers.enqueue import event_id
 
 def flask(config: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "FORWARD_"))}
-    env |= config | {"PYTHONPATH": str(REPO)}
+    # The CLI loads the web's settings, which bind signatures to a URL (any will do here).
+    env |= {"PUBLIC_BASE_URL": "http://localhost"} | config | {"PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [str(BIN / "flask"), "--app", "webhooks", *args], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=60,

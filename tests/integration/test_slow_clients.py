@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -202,6 +205,28 @@ def test_slow_clients_neither_block_callbacks_nor_stay(web: tuple[ManagedProcess
     assert "MonkeyPatchWarning" not in log and "Traceback" not in log, log[-3000:]
 
 
+def test_a_client_expecting_100_continue_gets_it_before_sending_its_body(
+    web: tuple[ManagedProcess, int],
+) -> None:
+    _, port = web
+    url = f"http://127.0.0.1:{port}/twilio/room-events"
+    params = room_params("room-created")
+    body = urlencode(params).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /twilio/room-events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n"
+            b"X-Twilio-Signature: %s\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            % (port, len(body), sign(url, params).encode())
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 204 "), answer[:200]
+
+
 def probe(port: int, path: str = "/twilio/room-events") -> dict[str, str]:
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "SCRIPT_NAME": "/prefix"}
     answer = requests.get(f"http://127.0.0.1:{port}/prefix{path}", headers=headers, timeout=5)
@@ -272,9 +297,6 @@ print(len(redis.Redis.from_url(sys.argv[1]).client_list()) - 1)
 def test_under_gevent_redis_connections_do_not_pile_up_per_greenlet(redis_url: str) -> None:
     """Under gunicorn's gevent worker each HTTP connection is a greenlet; a Redis connection
     kept per greenlet would stay open for every HTTP connection ever served."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-c", GREENLETS_SCRIPT, redis_url],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,

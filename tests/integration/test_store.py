@@ -120,7 +120,8 @@ def check_the_api(stack: Stack, db_url: str, tmp_path: Path, room: SimulatedRoom
     redis_url = stack.worker_config["REDIS_URL"]
     web = gunicorn_web(
         {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url, "DATABASE_URL": db_url,
-         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "API_TOKEN": API_TOKEN, "SPOOL_PATH": str(tmp_path / "api-spool.sqlite3")},
+         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "API_TOKEN": API_TOKEN,
+         "SPOOL_PATH": str(tmp_path / "api-spool.sqlite3")},
         tmp_path / "api-web.log", port, workers=2,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

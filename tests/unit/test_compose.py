@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from schemas.settings import WebSettingsSchema, WorkerSettingsSchema
+from schemas.settings import ServerSettingsSchema, WebSettingsSchema, WorkerSettingsSchema
 from tests.support import compose
 from workers.celery_app import task_time_limit
 
@@ -70,7 +70,12 @@ def test_redis_keeps_its_data_and_never_evicts() -> None:
 
 @pytest.mark.parametrize(
     ("service", "probe"),
-    [("redis", "ping"), ("web", "/healthz"), ("worker", "inspect ping"), ("flower", "/healthcheck")],
+    [
+        ("redis", "ping"),
+        ("web", "/healthz"),
+        ("worker", "inspect ping"),
+        ("flower", "/healthcheck"),
+    ],
 )
 def test_services_have_health_checks(service: str, probe: str) -> None:
     check = compose.service(service)["healthcheck"]
@@ -192,7 +197,7 @@ def test_every_variable_compose_reads_is_in_env_example() -> None:
 def test_every_settings_variable_is_in_env_example() -> None:
     read = {
         field.data_key or name
-        for schema in (WebSettingsSchema(), WorkerSettingsSchema())
+        for schema in (WebSettingsSchema(), WorkerSettingsSchema(), ServerSettingsSchema())
         for name, field in schema.fields.items()
     }
     assert read - set(env_example_variables()) == set()

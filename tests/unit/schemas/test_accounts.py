@@ -10,6 +10,7 @@ import pytest
 from schemas.accounts import SharedKey
 from schemas.settings import ConfigurationError, WebSettings, WebSettingsSchema, load_settings
 from tests.support.twilio import ACCOUNT_SID, sid
+from workers.logs import settings_secrets
 
 TOKEN = "main-token-0f1e2d3c4b5a6978"
 OTHER_SID = sid("AC")
@@ -186,3 +187,15 @@ def test_a_web_account_without_its_auth_token_is_refused() -> None:
     entry = {"api_key_sid": "SK" + "0" * 32, "api_key_secret": "key-secret-value"}
     message = web_error({"TWILIO_ACCOUNTS": accounts_json(**{OTHER_SID: entry})} | BOUND)
     assert "auth_token" in message and "key-secret-value" not in message
+
+
+def test_every_new_secret_is_masked_in_logs() -> None:
+    settings = web(
+        TWILIO_WEBHOOK_SHARED_KEYS="k1=shared-secret-one,k2=shared-secret-two",
+        TWILIO_WEBHOOK_BASIC_AUTH="twilio:basic-secret-pw",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_ACCOUNTS=accounts_json(**{OTHER_SID: {"auth_token": OTHER_TOKEN}}),
+    )
+    masked = set(settings_secrets(settings))
+    assert {"shared-secret-one", "shared-secret-two", "basic-secret-pw", OTHER_TOKEN} <= masked
+    assert not {"k1", "k2", "twilio"} & masked  # ids and the user name stay readable

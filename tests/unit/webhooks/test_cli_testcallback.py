@@ -156,3 +156,29 @@ def test_a_url_that_is_not_http_is_a_usage_error(app: Flask, url: str) -> None:
 
     assert result.exit_code == 2
     assert "not an http(s) URL" in result.stderr
+
+
+def test_an_account_of_twilio_accounts_is_signed_with_its_own_token(
+    make_app: AppFactory, port: int, redis_url: str
+) -> None:
+    other = "AC" + "5" * 32
+    app = make_app(
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TWILIO_AUTH_TOKEN=None,
+        TWILIO_ACCOUNTS=f'{{"{other}": {{"auth_token": "other-account-token"}}}}',
+    )  # fmt: skip
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)  # fmt: skip
+    thread.start()
+    url = f"http://127.0.0.1:{port}/twilio/room-events"
+    try:
+        refused = invoke(app, "send-test-callback", url)
+        sent = invoke(app, "send-test-callback", url, "--account-sid", other)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert refused.exit_code == 1 and "--auth-token" in refused.output
+    assert sent.exit_code == 0, sent.output
+    [message] = queued(redis_url)
+    assert message["args"][0]["params"]["AccountSid"] == other

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -118,3 +119,20 @@ def test_targets_are_the_distinct_redis_servers() -> None:
     }
     assert redis_targets({"CELERY_BROKER_URL": "amqp://guest@rabbit//"}) == {}
     assert redis_targets({"CELERY_BROKER_URL": "sentinel://s:26379"}) == {}
+
+
+class _Broken(redis.Redis):
+    """A client whose every command fails with something other than a RedisError (as a
+    client closed under a background thread may)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        raise RuntimeError("client closed")
+
+
+def test_the_background_read_logs_and_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    check = PolicyCheck({"REDIS_URL": _Broken()})
+    with pytest.raises(RuntimeError):
+        check.report()
+    caplog.set_level(logging.INFO, logger="workers.redis_policy")
+    check.report_quietly()
+    assert "could not read maxmemory-policy: RuntimeError" in caplog.text
