@@ -173,7 +173,12 @@ class BoundedGeventWorker(GeventWorker):
                 pass
             raise StopIteration()
         req.body = Body(_ReadAhead(data, req.body))
-        return super().handle_request(listener_name, req, sock, addr)
+        served = super().handle_request(listener_name, req, sock, addr)
+        # gevent switches only when a socket would block: a client whose next request is
+        # already here (pipelined, or sent at once from another core) would keep the process
+        # to itself. Let the other connections' greenlets run between two of its requests.
+        gevent.sleep(0)
+        return served
 
     @staticmethod
     def _timeout_answer() -> bytes:

@@ -12,6 +12,9 @@ On Redis this is plain ``send_task``: redis-py replaces dead connections by itse
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
@@ -31,14 +34,33 @@ def publish(app: Celery, task_name: str, args: list[Any], *, task_id: str) -> No
     for attempt in (1, 2):
         with app.producer_or_acquire() as producer:
             try:
-                app.send_task(task_name, args=args, task_id=task_id, producer=producer,
-                              retry=False, argsrepr=task_id)  # fmt: skip
+                with _green_deadline(app.conf.broker_connection_timeout):
+                    app.send_task(task_name, args=args, task_id=task_id, producer=producer,
+                                  retry=False, argsrepr=task_id)  # fmt: skip
                 return
             except (KombuError, OSError) as exc:
                 producer.connection.collect()
                 if attempt == 2 or _timed_out(exc):
                     raise
                 log.warning("publish of %s: connection lost (%s), reconnecting", task_id, exc)
+
+
+@contextmanager
+def _green_deadline(seconds: float | None) -> Iterator[None]:
+    """Under gevent (the web's gunicorn worker), a deadline of ``seconds`` on the publish.
+
+    py-amqp bounds its socket reads and writes with ``SO_RCVTIMEO``/``SO_SNDTIMEO`` on a
+    socket left without a Python timeout (celery/py-amqp#98); a gevent socket waits in the hub
+    and never meets them (gevent/gevent#644), so a hung broker would hold the request forever.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if not seconds or monkey is None or not monkey.is_module_patched("socket"):
+        yield
+        return
+    import gevent
+
+    with gevent.Timeout(seconds, TimeoutError(f"broker did not answer within {seconds:g} s")):
+        yield
 
 
 def _timed_out(exc: BaseException | None) -> bool:

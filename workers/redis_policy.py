@@ -160,7 +160,7 @@ class PolicyCheck:
         try:
             policy = read_policy(client)
         except redis.RedisError as exc:  # down or hung: no verdict, try again next time
-            log.info("could not read maxmemory-policy of %s: %s", variable, type(exc).__name__)
+            log.debug("could not read maxmemory-policy of %s: %s", variable, type(exc).__name__)
             return None
         with self._lock:
             self._policies[variable] = (now, policy)
@@ -180,7 +180,7 @@ class PolicyCheck:
         try:
             self.report()
         except Exception as exc:  # a thread's exception would reach nobody
-            log.info("could not read maxmemory-policy: %s: %s", type(exc).__name__, exc)
+            log.debug("could not read maxmemory-policy: %s: %s", type(exc).__name__, exc)
 
     def close(self) -> None:
         for client in self.clients.values():

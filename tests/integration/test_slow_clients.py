@@ -9,6 +9,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -225,6 +226,47 @@ def test_a_client_expecting_100_continue_gets_it_before_sending_its_body(
         while chunk := sock.recv(4096):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 204 "), answer[:200]
+
+
+def test_a_pipelining_client_does_not_keep_the_process_to_itself(tmp_path: Path) -> None:
+    """One connection sends thousands of requests at once: gevent switches only when a socket
+    would block, so without a yield between two requests the others would wait for them all."""
+    process, port = start_web(
+        tmp_path, {"WEB_CONCURRENCY": "1"}, app="tests.support.wsgi_probe:app"
+    )
+    count = 10_000
+    done_at: list[float] = []
+
+    def pipeline() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            reader = threading.Thread(target=read_all, args=(sock,))
+            reader.start()
+            sock.sendall(b"GET /pipelined HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+            reader.join()
+
+    def read_all(sock: socket.socket) -> None:
+        marker, found, tail = b"HTTP/1.1 200 ", 0, b""
+        while found < count:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            found += (tail + chunk).count(marker)
+            tail = chunk[-(len(marker) - 1) :]
+        done_at.append(time.monotonic())
+
+    try:
+        sender = threading.Thread(target=pipeline)
+        sender.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        answer = requests.get(f"http://127.0.0.1:{port}/other", timeout=30)
+        answered = time.monotonic()
+        sender.join()
+    finally:
+        process.stop()
+    assert answer.status_code == 200
+    assert done_at and answered < done_at[0], f"answered only after the {count} pipelined ones"
+    assert answered - started < ANSWER_BOUND / 2, answered - started
 
 
 def probe(port: int, path: str = "/twilio/room-events") -> dict[str, str]:

@@ -31,11 +31,11 @@ def sample(name: str, **labels: str) -> float:
 def app() -> Iterator[Celery]:
     app = make_celery("memory://")
 
-    @app.task(name=RUN_HANDLER_TASK, bind=True)
+    @app.task(name=RUN_HANDLER_TASK, bind=True, shared=False)  # never on other tests' apps
     def run_handler(self: Task, name: str, target: str | None, message: dict[str, Any]) -> None:
         pass
 
-    @app.task(name=PROCESS_EVENT_TASK, bind=True)
+    @app.task(name=PROCESS_EVENT_TASK, bind=True, shared=False)
     def process_event(self: Task, message: dict[str, Any]) -> None:
         pass
 
