@@ -151,7 +151,8 @@ def start_stack(
             "METRICS_PORT": "0",  # several workers share this host in some tests
         } | worker_overrides
         port = free_port()
-        web_config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # the URL tests sign for
+        if not {"PUBLIC_BASE_URL", "ALLOWED_HOSTS", "DEV_MODE"} & web_config.keys():
+            web_config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # the URL tests sign for
         web = gunicorn_web(web_config, tmp_path / "web.log", port, workers=web_workers)
         try:
             worker = celery_worker(worker_config, tmp_path / "worker.log", concurrency=concurrency)

@@ -67,6 +67,9 @@ def test_one_composition_per_room_its_callbacks_through_the_web_and_its_media_ar
         HANDLERS="log,forward,archive", ARCHIVE_URL=archive.as_uri(), ROOM_READY_EVENTS="1",
         COMPOSE_ON_ROOM_READY="1", PUBLIC_BASE_URL=f"http://127.0.0.1:{public.port}",
         concurrency=3,
+        # Callbacks come both straight to the web and through the public proxy, on two
+        # ports: the web checks each against the Host it was sent to.
+        web_overrides={"DEV_MODE": "1"},
     )  # fmt: skip
     public.upstream = ("127.0.0.1", urlsplit(stack.web_url).port or 80)
     plans = plan_rooms(twilio, stack.callback_url, 31, [(2, True, 0), (1, True, 1)])

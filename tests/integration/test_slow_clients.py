@@ -328,11 +328,12 @@ import redis
 
 from workers.enqueue import ConnectionPerThread
 
-pool = redis.ConnectionPool.from_url(sys.argv[1])
+pool = redis.ConnectionPool.from_url(sys.argv[1], client_name="roomrec-greenlet-test")
 connections = ConnectionPerThread(pool)
 for _ in range(5):  # like a web's HTTP connections: a greenlet each, 20 at a time
     gevent.joinall([gevent.spawn(lambda: connections.client().ping()) for _ in range(20)])
-print(len(redis.Redis.from_url(sys.argv[1]).client_list()) - 1)
+clients = redis.Redis.from_url(sys.argv[1]).client_list()  # the session's Redis: count ours
+print(sum(1 for client in clients if client.get("name") == "roomrec-greenlet-test"))
 """
 
 
