@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -31,7 +32,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server on 127.0.0.1; ``appendonly`` keeps data across :meth:`restart`."""
+    """One redis-server on 127.0.0.1; ``appendonly`` keeps data across :meth:`restart`;
+    ``extra_args`` are more ``redis-server`` options, later ones overriding earlier ones."""
 
     def __init__(
         self,
@@ -40,8 +42,10 @@ class RedisServer:
         appendonly: bool = False,
         port: int | None = None,
         binary: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.directory = directory
+        self.extra_args = tuple(extra_args)
         self.binary = binary or redis_binary()
         self.appendonly = appendonly
         self.port = port or free_port()
@@ -57,7 +61,7 @@ class RedisServer:
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--save", "", "--maxmemory-policy", "noeviction",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--logfile", str(self.directory / "redis.log"), *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

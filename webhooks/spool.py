@@ -13,7 +13,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from schemas import EventMessage, EventMessageSchema
 from schemas.settings import DEFAULT_SPOOL_MAX_EVENTS
 from webhooks.errors import QueueUnavailable, SpoolFull
 from workers.errors import BrokerUnavailable
+from workers.sqlite import enable_wal
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +51,17 @@ _UNIQUE_INDEX = "spool_id_unique"
 
 def _set_up(connection: sqlite3.Connection) -> None:
     """WAL mode (kept in the file once set), fsync on commit, the tables. gunicorn's workers
-    open a new spool at the same moment; switching the journal mode needs a lock SQLite's busy
-    timeout does not wait for, so a locked first-time setup is tried again for a while."""
-    deadline = time.monotonic() + SETUP_TIMEOUT
-    while True:
+    open a new spool at the same moment: the journal mode is switched with retries
+    (:func:`workers.sqlite.enable_wal`), and the tables' transaction waits for the others'
+    for up to ``SETUP_TIMEOUT`` rather than an append's ``BUSY_TIMEOUT``."""
+    enable_wal(connection, timeout=SETUP_TIMEOUT)
+    connection.execute("PRAGMA synchronous=FULL")
+    if not _is_current(connection):
+        connection.execute(f"PRAGMA busy_timeout = {int(SETUP_TIMEOUT * 1000)}")
         try:
-            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            if not _is_current(connection):
-                _migrate(connection)
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+            _migrate(connection)
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
 
 
 def _is_current(connection: sqlite3.Connection) -> bool:

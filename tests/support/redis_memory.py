@@ -4,15 +4,13 @@ managed Redis services do). Each test starts its own: the session's Redis is sha
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
-from devtools.redis_server import RedisServer, free_port, redis_binary
+from devtools.redis_server import RedisServer
 
 
 def set_policy(server: RedisServer, policy: str, maxmemory: str = "2mb") -> None:
@@ -47,27 +45,11 @@ def fill_to_oom(server: RedisServer) -> None:
 @contextmanager
 def redis_without_config(directory: Path, policy: str) -> Iterator[int]:
     """A redis-server with ``policy`` whose CONFIG command is renamed away; yields its port."""
-    port = free_port()
-    directory.mkdir(parents=True, exist_ok=True)
-    args = [
-        redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-        "--save", "", "--appendonly", "no", "--maxmemory", "2mb", "--maxmemory-policy", policy,
-        "--rename-command", "CONFIG", "", "--logfile", str(directory / "redis.log"),
-    ]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    server = RedisServer(directory, extra_args=(
+        "--maxmemory", "2mb", "--maxmemory-policy", policy, "--rename-command", "CONFIG", "",
+    ))  # fmt: skip
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on {port}") from None
-                time.sleep(0.02)
-        yield port
+        yield server.port
     finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
+        server.stop()

@@ -11,8 +11,6 @@ of failing half-way when another worker wrote in between.
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from workers.sqlite import enable_wal
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 POSTGRES_CONNECT_TIMEOUT = 5
@@ -87,27 +87,6 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
-def enable_wal(dbapi_connection: Any, *, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
-    """Put the database of ``dbapi_connection`` (a sqlite3 connection) in WAL mode.
-
-    The mode is kept in the file, so only the first connection to a new database changes it.
-    That change needs a lock SQLite's busy timeout does not wait for: processes opening a new
-    database at the same moment get "database is locked" at once. It is tried again for up to
-    ``timeout`` seconds; a database already in WAL mode costs one read of the mode.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() == "wal":
-                return
-            dbapi_connection.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control away from the sqlite3 module: it would start a deferred
     # transaction on its own. _sqlite_begin starts each one instead.
@@ -115,7 +94,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        enable_wal(dbapi_connection)
+        enable_wal(dbapi_connection, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:

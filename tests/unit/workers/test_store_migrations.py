@@ -22,8 +22,9 @@ from tests.support.twilio import AUTH_TOKEN, sid
 from tests.unit.workers.store_events import Room
 from webhooks import create_app
 from webhooks.extension import roomrec
+from workers.sqlite import enable_wal
 from workers.store import SchemaNotReady, Store, StoreUnavailable
-from workers.store.engine import enable_wal, make_engine
+from workers.store.engine import make_engine
 from workers.store.errors import UPGRADE_COMMAND
 from workers.store.migrate import (
     MIGRATIONS_DIR,
