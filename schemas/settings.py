@@ -137,13 +137,22 @@ def _check_base_url(value: str) -> None:
         raise ValidationError("Must be the app's root URL, without a query or fragment.")
 
 
-def _check_allowed_host(value: str) -> None:
+def host_and_port(netloc: str) -> tuple[str, int | None] | None:
+    """(host, lower-cased; port or None) of ``host[:port]`` (an ``ALLOWED_HOSTS`` entry or a
+    request's ``Host``); None when it is not one (no userinfo, a port of 0-65535)."""
     try:
-        parts = urlsplit("//" + value)
+        parts = urlsplit("//" + netloc)
         port = parts.port  # ValueError when not a number in 0-65535
     except ValueError:
-        port, parts = None, None
-    if parts is None or not parts.hostname or parts.netloc != value or "@" in value or port == 0:
+        return None
+    if not parts.hostname or parts.netloc != netloc or "@" in netloc:
+        return None
+    return parts.hostname.lower(), port
+
+
+def _check_allowed_host(value: str) -> None:
+    parsed = host_and_port(value)
+    if parsed is None or parsed[1] == 0:
         raise ValidationError(f"Not a host[:port]: {value!r}.")
 
 

@@ -8,38 +8,25 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Collection
-from urllib.parse import urlsplit
 
+from schemas.settings import host_and_port
 from webhooks.errors import BasicAuthRequired, HostNotAllowed
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _host_and_port(netloc: str, scheme: str | None) -> tuple[str, int | None] | None:
-    """(host, port) of ``host[:port]``, the port defaulting to the scheme's; None if malformed."""
-    try:
-        parts = urlsplit("//" + netloc)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname or parts.netloc != netloc or "@" in netloc:
-        return None
-    return parts.hostname.lower(), port or (_DEFAULT_PORTS.get(scheme) if scheme else None)
 
 
 def host_allowed(host: str, scheme: str, allowed: Collection[str]) -> bool:
     """Whether ``host`` (the request's ``host[:port]``, reached over ``scheme``) is one of
     ``allowed``. An entry without a port stands for the scheme's default port only: a
     signature covers the port, and another port is another URL."""
-    requested = _host_and_port(host, scheme)
+    requested = host_and_port(host)
     if requested is None:
         return False
+    default = _DEFAULT_PORTS.get(scheme)
+    wanted = (requested[0], requested[1] or default)
     for entry in allowed:
-        listed = _host_and_port(entry, None)
-        if listed is None:
-            continue
-        name, port = listed
-        if name == requested[0] and (port or _DEFAULT_PORTS.get(scheme)) == requested[1]:
+        listed = host_and_port(entry)
+        if listed is not None and (listed[0], listed[1] or default) == wanted:
             return True
     return False
 

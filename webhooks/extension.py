@@ -37,12 +37,6 @@ class Roomrec:
         user, password = settings.webhook_basic_auth_user, settings.webhook_basic_auth_password
         object.__setattr__(self, "basic_auth", (user, password) if user and password else None)
 
-    @property
-    def auth_tokens(self) -> tuple[str, ...]:
-        """The tokens of the main account: the auth token, then the secondary one."""
-        main = self.accounts.main
-        return main.auth_tokens if main else ()
-
     def tokens_for(self, account_sid: str | None) -> tuple[str, ...] | None:
         """The auth tokens a callback of ``account_sid`` is signed with; None when this service
         does not serve that account."""

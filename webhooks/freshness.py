@@ -34,13 +34,14 @@ def check_timestamp(timestamp: datetime, window: Window, *, now: datetime | None
     current = datetime.now(UTC) if now is None else now
     age = (current - timestamp).total_seconds()
     max_age, max_skew = window.callback_max_age, window.callback_max_skew
-    stamp = timestamp.astimezone(UTC).isoformat()
     if age > max_age:
+        stamp = timestamp.astimezone(UTC).isoformat()
         raise StaleCallback(
             f"The callback's Timestamp is more than {max_age} s old: a replay is not accepted.",
             reason=f"Timestamp {stamp} is {age:.0f} s old (CALLBACK_MAX_AGE={max_age})",
         )
     if -age > max_skew:
+        stamp = timestamp.astimezone(UTC).isoformat()
         raise CallbackFromTheFuture(
             f"The callback's Timestamp is more than {max_skew} s ahead of this server's clock.",
             reason=f"Timestamp {stamp} is {-age:.0f} s ahead (CALLBACK_MAX_SKEW={max_skew})",

@@ -243,24 +243,24 @@ def _mismatch(url: str) -> SignatureError:
 
 
 def verify_signature(
-    url: str,
+    url: str | Sequence[str],
     params: Iterable[tuple[str, str]],
     signature: str | None,
     tokens: Sequence[str],
-    *,
-    algorithm: str = HMAC_SHA1,
 ) -> None:
-    """Raise :class:`SignatureError` unless ``signature`` is the one Twilio makes for ``url``
-    and ``params`` (every (name, value) pair received; none for a GET) with one of ``tokens``
-    (the auth token, then the secondary one during a rotation) and ``algorithm``.
+    """Raise :class:`SignatureError` unless ``signature`` is the one Twilio makes with one of
+    ``tokens`` (the auth token, then the secondary one during a rotation), HMAC-SHA1, for
+    ``url`` (or one of several spellings of it) and ``params`` (every (name, value) pair
+    received; none for a GET).
 
     The validator tries the URL with and without the scheme's default port, and signs each
     distinct value of a repeated parameter.
     """
+    urls = [url] if isinstance(url, str) else url
     if not signature:
         raise _missing()
-    if not _matches([url], _group(params), signature, tokens, algorithm):
-        raise _mismatch(url)
+    if not _matches(urls, _group(params), signature, tokens, HMAC_SHA1):
+        raise _mismatch(urls[0])
 
 
 def check_signature(
@@ -283,10 +283,7 @@ def check_signature(
     (:class:`SignedWithAuthToken`), so that an operator sees which secret Twilio used.
     """
     if settings_header is None:
-        if not signature:
-            raise _missing()
-        if not _matches(urls, _group(params), signature, tokens, HMAC_SHA1):
-            raise _mismatch(urls[0])
+        verify_signature(urls, params, signature, tokens)
         return
     settings = parse_signature_settings(settings_header)
     secret = shared_keys.get(settings.key_id)
