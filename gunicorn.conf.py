@@ -38,13 +38,38 @@ from gunicorn.glogging import Logger
 from gunicorn.http.body import Body
 from gunicorn.workers.ggevent import GeventWorker
 
-from schemas.settings import ConfigurationError, ServerSettings, ServerSettingsSchema, load_settings
-from workers.logs import configure_logging, make_formatter, resolve_format
+from schemas.settings import (
+    ConfigurationError,
+    ServerSettings,
+    ServerSettingsSchema,
+    WebSettingsSchema,
+    load_settings,
+)
+from workers.logs import (
+    RedactingFormatter,
+    Redactor,
+    configure_logging,
+    make_formatter,
+    resolve_format,
+    settings_secrets,
+)
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OWNED_ENV = "ROOMREC_OWNED_MULTIPROC_DIR"  # the directory this file made, removed at exit
 _SECRET_VARIABLES = ("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY", "API_TOKEN")
-_SECRETS = [os.environ.get(name) for name in _SECRET_VARIABLES]
+
+
+def _secrets() -> list[str | None]:
+    """What the master's and gunicorn's own lines must never show: the same secrets as the
+    app's (every token, key and password setting, those of ``TWILIO_ACCOUNTS`` too). With
+    settings the app would refuse (it says why in each worker), the plain token variables."""
+    try:
+        return [*settings_secrets(load_settings(WebSettingsSchema(), os.environ))]
+    except ConfigurationError:
+        return [os.environ.get(name) for name in _SECRET_VARIABLES]
+
+
+_SECRETS = _secrets()
 _LOG_FORMAT = os.environ.get("LOG_FORMAT") or "auto"
 try:
     _JSON = resolve_format(_LOG_FORMAT) == "json"
@@ -93,16 +118,18 @@ def on_exit(server: Any) -> None:
 
 class RoomrecLogger(Logger):
     """gunicorn's error and access lines in roomrec's JSON format (off a terminal); on a
-    terminal gunicorn's own text format is kept."""
+    terminal gunicorn's own text format is kept. Either way they are redacted as roomrec's."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        if not _JSON:
-            return
-        formatter = make_formatter("json", _SECRETS)
+        json_formatter = make_formatter("json", _SECRETS) if _JSON else None
+        redactor = Redactor(_SECRETS)
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                handler.setFormatter(formatter)
+                handler.setFormatter(
+                    json_formatter
+                    or RedactingFormatter(handler.formatter or logging.Formatter(), redactor)
+                )
 
 
 logger_class = RoomrecLogger

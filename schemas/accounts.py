@@ -49,9 +49,6 @@ class TwilioAccount:
             raise ValueError("this account has no REST credentials")
         return self.account_sid, self.auth_token
 
-    def secrets(self) -> list[str]:
-        return [s for s in (self.auth_token, self.auth_token_secondary, self.api_key_secret) if s]
-
 
 class TwilioAccountSchema(Schema):
     """One entry of ``TWILIO_ACCOUNTS`` (the account SID is its key)."""
@@ -138,9 +135,6 @@ class Accounts:
         if self.main is not None and self.main.account_sid is None:
             yield self.main
         yield from self._by_sid.values()
-
-    def secrets(self) -> list[str]:
-        return [secret for account in self for secret in account.secrets()]
 
 
 @dataclass(frozen=True, slots=True)

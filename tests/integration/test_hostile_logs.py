@@ -55,3 +55,26 @@ def test_hostile_request_lines_are_bounded_and_logged_redacted(
         assert "signature=1" not in message and f"?{MASK}'" in message.replace("\\'", "'")
     assert len(access) < LIMIT_REQUEST_LINE + 200  # the request line, bounded by gunicorn
     assert len(rejected) < 2 * TRUNCATE_AT and "chars)" in rejected
+
+
+def test_gunicorn_lines_in_text_mode_mask_the_secrets_of_the_app(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # A secret the app knows only through its structured settings (a SharedKey) must be masked
+    # in gunicorn's own access lines too, in text format as in JSON.
+    secret = "shared-key-secret-4711"
+    port = free_port()
+    config = {
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url, "LOG_FORMAT": "text",
+        "SPOOL_PATH": str(tmp_path / "spool.sqlite3"), "ALLOWED_HOSTS": "127.0.0.1",
+        "TWILIO_WEBHOOK_SHARED_KEYS": f"key1={secret}",
+        "GUNICORN_CMD_ARGS": "--access-logfile -",
+    }  # fmt: skip
+    web = gunicorn_web(config, tmp_path / "web.log", port, workers=1)
+    try:
+        assert _send(port, f"leak={secret}").startswith(b"HTTP/1.1 403")
+        wait_for(lambda: "POST /twilio/room-events" in web.log(), 30, "the access line")
+    finally:
+        web.stop()
+    [access] = [line for line in web.log().splitlines() if "POST /twilio/room-events" in line]
+    assert secret not in web.log() and f"leak={MASK}" in access
