@@ -45,7 +45,7 @@ from schemas.settings import (
     WebSettingsSchema,
     load_settings,
 )
-from workers.logs import (
+from workers.observability.logs import (
     RedactingFormatter,
     Redactor,
     configure_logging,
@@ -96,7 +96,7 @@ elif not os.path.isdir(os.environ[_MULTIPROC_ENV]):
         "is not an existing directory."
     )
 
-from workers.metrics import process_exited  # noqa: E402  (after the variable)
+from workers.observability.metrics import process_exited  # noqa: E402  (after the variable)
 
 
 def on_starting(server: Any) -> None:

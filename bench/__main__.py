@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)  # fmt: skip
-    for noisy in ("alembic", "workers.store", "urllib3"):
+    for noisy in ("alembic", "workers.metadata", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = selected(args.only)
     table = runners(args.quick)

@@ -25,9 +25,9 @@ import requests
 from bench.stats import status_kb
 from schemas import HandlerEvent, load_callback
 from schemas.settings import WorkerSettingsSchema, load_settings
-from workers.enqueue import event_id
+from workers.delivery.enqueue import event_id
 from workers.handlers import HandlerContext, resolve
-from workers.twilio_api import TwilioVideo
+from workers.twilio.client import TwilioVideo
 
 
 class Sampler(threading.Thread):

@@ -3,7 +3,8 @@ latency) and handed to ``log``, ``forward`` (to the bare receiver) and ``store``
 the run's directory, migrated beforehand), against the rate at which the same worker command
 line drains as many no-op Celery tasks.
 
-The real events are queued through the real :class:`workers.enqueue.Enqueuer` with no worker
+The real events are queued through the real :class:`workers.delivery.enqueue.Enqueuer` with no
+worker
 running; the no-op tasks are the very message ``send_task`` would publish, LPUSHed in
 batches. The clock runs from the moment the worker logs ``ready`` to the moment nothing is
 left: both queues empty, nothing unacknowledged, no retry waiting (polled every 50 ms). Then
@@ -45,8 +46,8 @@ from bench.stats import (
     shown,
 )
 from schemas import EventMessage, load_callback
-from workers.enqueue import Enqueuer, event_id
-from workers.store import Store
+from workers.delivery.enqueue import Enqueuer, event_id
+from workers.metadata import Store
 
 log = logging.getLogger(__name__)
 

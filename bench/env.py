@@ -25,7 +25,7 @@ from devtools.processes import ManagedProcess
 from devtools.redis_server import RedisServer
 from emulator.control import EmulatorControl
 from emulator.process import EmulatorProcess
-from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
+from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
 
 log = logging.getLogger(__name__)
 

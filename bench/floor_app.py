@@ -6,7 +6,7 @@ the same gunicorn command line as the real web.
   No signature, no schema, no de-duplication, no log line, no metrics.
 - ``create_checked_app()`` (the checked floor): the same, after the two checks the product
   may not skip: Twilio's signature and the marshmallow schema of the event, with the real
-  endpoint's own functions (``webhooks.params``, ``webhooks.signature``, ``schemas``).
+  endpoint's own functions (``webhooks.intake.params``, ``webhooks.intake.signature``, ``schemas``).
 
 No endpoint can answer faster than the floor once the callback is on the queue, nor than the
 checked floor if it also verifies and validates as the service must: their rates against
@@ -23,8 +23,8 @@ from flask import Flask, Response, request
 
 from bench.callbacks import CALLBACK_PATH
 from schemas import load_callback
-from webhooks.params import parse_params, single_valued
-from webhooks.signature import SIGNATURE_HEADER, verify_signature
+from webhooks.intake.params import parse_params, single_valued
+from webhooks.intake.signature import SIGNATURE_HEADER, verify_signature
 
 FLOOR_QUEUE = "bench:floor"
 

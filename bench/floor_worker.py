@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import redis
 
-from workers.celery_app import EVENTS_QUEUE, make_celery
-from workers.publish import build_message
+from workers.delivery.celery_app import EVENTS_QUEUE, make_celery
+from workers.delivery.redis_broker import build_message
 
 FLOOR_TASK = "bench.floor"
 

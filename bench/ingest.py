@@ -32,7 +32,7 @@ from bench.procs import server_settings, start_gunicorn
 from bench.stats import at_least, at_most, median, per_round_ratio, ratio, reference, rounded, shown
 from bench.tools import ensure
 from devtools.redis_server import free_port
-from workers.celery_app import EVENTS_QUEUE
+from workers.delivery.celery_app import EVENTS_QUEUE
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from bench.env import BenchEnv
 from bench.procs import server_settings, start_celery, start_gunicorn
 from bench.stats import at_most, percentile, rounded, shown
 from devtools.redis_server import free_port
-from workers.store import Store
+from workers.metadata import Store
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import uuid
 
 import redis
 
-from workers.celery_app import EVENTS_QUEUE, make_celery
-from workers.publish import build_message
+from workers.delivery.celery_app import EVENTS_QUEUE, make_celery
+from workers.delivery.redis_broker import build_message
 
 NOOP_TASK = "bench.noop"
 

@@ -1,6 +1,6 @@
 """Alembic's environment for roomrec's store.
 
-The database is, in order: the connection handed in by :func:`workers.store.migrate.upgrade`
+The database is, in order: the connection handed in by :func:`workers.metadata.migrate.upgrade`
 (``config.attributes["connection"]``), ``sqlalchemy.url`` if set, else ``DATABASE_URL``
 (default ``sqlite:///./data/roomrec.db``).
 """
@@ -14,9 +14,9 @@ from alembic import context
 from sqlalchemy import Connection
 
 from schemas.settings import DEFAULT_DATABASE_URL
-from workers.store.engine import database_url, make_engine, write_transaction
-from workers.store.migrate import render_item
-from workers.store.models import Base
+from workers.metadata.engine import database_url, make_engine, write_transaction
+from workers.metadata.migrate import render_item
+from workers.metadata.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("connection") is None:

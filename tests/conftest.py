@@ -8,6 +8,8 @@ import redis
 
 from devtools.redis_server import RedisServer
 
+pytest_plugins = ["tests.support.emulator"]  # emulator, twilio, control
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 

@@ -18,11 +18,16 @@ from flask.cli import NoAppException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from schemas.settings import ConfigurationError, WebSettings, WebSettingsSchema, load_settings
-from webhooks import api, cli, cli_db, health, metrics, openapi, problems, views
-from webhooks.extension import EXTENSION_KEY, Roomrec
-from webhooks.spool import Relay, Spool
-from workers.enqueue import Enqueuer
-from workers.logs import configure_logging, settings_secrets
+from webhooks import health, metrics, problems
+from webhooks.api import openapi
+from webhooks.api import views as api
+from webhooks.app_state import EXTENSION_KEY, Roomrec
+from webhooks.cli import commands as cli
+from webhooks.cli import db as cli_db
+from webhooks.intake import views
+from webhooks.intake.spool import Relay, Spool
+from workers.delivery.enqueue import Enqueuer
+from workers.observability.logs import configure_logging, settings_secrets
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 

@@ -1,7 +1,7 @@
 """Probes: ``/healthz`` (the process answers) and ``/readyz`` (the queue answers too).
 
 ``/readyz`` also reports each Redis's ``maxmemory-policy`` (read at most once a minute, see
-:mod:`workers.redis_policy`), with a ``warnings`` entry for one that evicts. That stays a
+:mod:`workers.state.redis_policy`), with a ``warnings`` entry for one that evicts. That stays a
 ``200``: an evicting Redis still takes callbacks, and taking the web out of service over it
 would lose more than it saves. The policy is first read, and a WARNING logged, as the app
 is created (in a thread of its own).
@@ -15,10 +15,10 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
+from webhooks.app_state import roomrec
 from webhooks.errors import NotReady
-from webhooks.extension import roomrec
 from workers.errors import BrokerUnavailable
-from workers.redis_policy import PolicyCheck
+from workers.state.redis_policy import PolicyCheck
 
 POLICY_KEY = "roomrec.redis_policy"
 

@@ -38,13 +38,13 @@ from prometheus_client.registry import Collector
 from werkzeug.datastructures import Headers
 
 from schemas.settings import WebSettings
-from webhooks.callback_context import UNKNOWN
-from webhooks.extension import roomrec
-from webhooks.spool import Spool
-from webhooks.views import CALLBACK_PATH, DUPLICATE_HEADER, SPOOLED_HEADER
-from workers.logs import bind
-from workers.metrics import MULTIPROC_ENV
-from workers.queue_metrics import QueueDepthCollector
+from webhooks.app_state import roomrec
+from webhooks.intake.context import UNKNOWN
+from webhooks.intake.spool import Spool
+from webhooks.intake.views import CALLBACK_PATH, DUPLICATE_HEADER, SPOOLED_HEADER
+from workers.delivery.queue_depth import QueueDepthCollector
+from workers.observability.logs import bind
+from workers.observability.metrics import MULTIPROC_ENV
 
 METRICS_PATH = "/metrics"
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)

@@ -1,7 +1,7 @@
 """The Celery side of roomrec: run it with ``celery -A workers worker``.
 
 ``workers.app`` is built on first access from the environment, so importing this package (as
-the web does, for :mod:`workers.enqueue`) reads no worker settings. A misconfigured worker
+the web does, for :mod:`workers.delivery.enqueue`) reads no worker settings. A misconfigured worker
 fails at start-up with :class:`schemas.settings.ConfigurationError` naming the variable.
 """
 
@@ -20,7 +20,7 @@ from schemas.settings import (
     WorkerSettingsSchema,
     load_settings,
 )
-from workers.celery_app import make_celery
+from workers.delivery.celery_app import make_celery
 from workers.errors import UnknownHandlerError
 
 
@@ -40,20 +40,20 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
         raise ConfigurationError(f"invalid configuration: HANDLERS: {exc}") from None
     for logger in ("workers", "roomrec"):
         logging.getLogger(logger).setLevel(settings.log_level)
-    from workers import observability  # JSON logs, task fields, metrics: Celery's signals
+    from workers.runtime import signals  # JSON logs, task fields, metrics: Celery's signals
 
-    observability.install(settings)
-    from workers import prefork
+    signals.install(settings)
+    from workers.runtime import prefork
 
     prefork.install()
     app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
-    app.conf.update(roomrec_settings=settings, include=["workers.tasks"])
-    from workers.pump import DelayedRetryPump
+    app.conf.update(roomrec_settings=settings, include=["workers.pipeline.tasks"])
+    from workers.delivery.pump import DelayedRetryPump
 
     app.steps["worker"].add(DelayedRetryPump)
     app.steps["worker"].add(prefork.TimerCompaction)
-    import workers.tasks  # noqa: F401  (registers the tasks)
-    from workers.reconcile_task import beat_schedule  # registers roomrec.reconcile
+    import workers.pipeline.tasks  # noqa: F401  (registers the tasks)
+    from workers.recovery.schedule import beat_schedule  # registers roomrec.reconcile
 
     app.conf.beat_schedule = beat_schedule(settings)
 

@@ -1,2 +1,2 @@
 # The chaos test runs on the integration suite's stack.
-from tests.integration.conftest import emulator, forward_target, start_stack, twilio  # noqa: F401
+from tests.integration.conftest import emulator, forward_target, start_stack  # noqa: F401

@@ -31,9 +31,9 @@ from emulator.simulator import RoomSimulator, SimulatedRoom
 from tests.integration.conftest import wait_for
 from tests.support.report import counter
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-from workers.enqueue import event_id
-from workers.publish import INFLIGHT_KEY
-from workers.rooms import ready_event_id
+from workers.delivery.enqueue import event_id
+from workers.pipeline.rooms import ready_event_id
+from workers.state.keys import INFLIGHT_KEY
 
 pytestmark = pytest.mark.chaos
 

@@ -1,5 +1,6 @@
-"""Fixtures for the emulator tests: one real emulator subprocess per session, a Twilio-auth
-HTTP session, the OpenAPI spec (skipped when absent) and a real callback receiver."""
+"""Fixtures for the emulator tests: one real emulator subprocess per session (emptied per
+test by ``twilio``, see tests/support/emulator.py), a Twilio-auth HTTP session, the OpenAPI
+spec (skipped when absent) and a real callback receiver."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from emulator.control import EmulatorControl
 from emulator.process import EmulatorProcess
+from tests.support.emulator import emulator_fixture
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "emulator-test-auth-token"
@@ -42,31 +43,23 @@ def creds() -> Credentials:
     return Credentials()
 
 
-@pytest.fixture(scope="session")
-def emulator_process() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(ACCOUNT_SID, AUTH_TOKEN, API_KEY_SID, API_KEY_SECRET) as process:
-        yield process
+# One emulator for the emulator tests, with an API key; ``twilio`` and ``control`` empty it.
+emulator = emulator_fixture(
+    "session",
+    account_sid=ACCOUNT_SID,
+    auth_token=AUTH_TOKEN,
+    api_key_sid=API_KEY_SID,
+    api_key_secret=API_KEY_SECRET,
+)
 
 
 @pytest.fixture
-def emulator(emulator_process: EmulatorProcess) -> EmulatorProcess:
-    """The session's emulator, reset to an empty state."""
-    emulator_process.control.reset()
-    return emulator_process
+def base_url(twilio: EmulatorProcess) -> str:
+    return twilio.url
 
 
 @pytest.fixture
-def base_url(emulator: EmulatorProcess) -> str:
-    return emulator.url
-
-
-@pytest.fixture
-def control(emulator: EmulatorProcess) -> EmulatorControl:
-    return emulator.control
-
-
-@pytest.fixture
-def api(emulator: EmulatorProcess) -> Iterator[requests.Session]:
+def api(twilio: EmulatorProcess) -> Iterator[requests.Session]:
     """A session authenticated with the account SID and auth token."""
     with requests.Session() as session:
         session.auth = (ACCOUNT_SID, AUTH_TOKEN)

@@ -79,10 +79,10 @@ def _check_parameter_sets(params: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
 def test_play_sends_signed_realistic_callbacks(
-    emulator: Any, receiver: Any, creds: Any, api: Any, method: str
+    twilio: Any, receiver: Any, creds: Any, api: Any, method: str
 ) -> None:
-    _watch_emulator(receiver, emulator.control)
-    with _simulator(emulator, receiver, creds, seed=7, method=method) as simulator:
+    _watch_emulator(receiver, twilio.control)
+    with _simulator(twilio, receiver, creds, seed=7, method=method) as simulator:
         room = simulator.play(participants=3, size_range=(1_000, 5_000))
 
     assert room.all_acknowledged()
@@ -137,32 +137,32 @@ def test_play_sends_signed_realistic_callbacks(
                 int(params["Size"]),
                 int(params["Duration"]),
             )
-            fetched = api.get(f"{emulator.url}{params['RecordingUri']}", timeout=5).json()
+            fetched = api.get(f"{twilio.url}{params['RecordingUri']}", timeout=5).json()
             assert fetched["size"] == int(params["Size"])
             assert fetched["offset"] == int(params["OffsetFromTwilioVideoEpoch"])
             assert (fetched["codec"], fetched["container_format"]) == (
                 params["Codec"],
                 params["Container"],
             )
-            media = api.get(f"{emulator.url}{params['MediaUri']}", allow_redirects=False)
+            media = api.get(f"{twilio.url}{params['MediaUri']}", allow_redirects=False)
             assert media.status_code == 302
 
     assert {r.sid for r in room.recordings} == {
         r.params["RecordingSid"] for r in received if "RecordingSid" in r.params
     }
     assert all(r.status == "completed" for r in room.recordings)
-    assert api.get(f"{emulator.url}/v1/Rooms/{room.room_sid}").json()["status"] == "completed"
+    assert api.get(f"{twilio.url}/v1/Rooms/{room.room_sid}").json()["status"] == "completed"
 
 
-def test_failed_recordings(emulator: Any, receiver: Any, creds: Any) -> None:
-    with _simulator(emulator, receiver, creds, seed=3) as simulator:
+def test_failed_recordings(twilio: Any, receiver: Any, creds: Any) -> None:
+    with _simulator(twilio, receiver, creds, seed=3) as simulator:
         room = simulator.play(participants=2, fail_recordings=2)
     failed = [c.params for c in room.callbacks if c.event == "recording-failed"]
     assert len(failed) == 2
     assert all(p["FailedOperation"] in {"RecordingComplete", "RecordingUpload"} for p in failed)
     for params in failed:
         _check_parameter_sets(params)
-        assert emulator.control.get_recording(params["RecordingSid"])["status"] == "failed"
+        assert twilio.control.get_recording(params["RecordingSid"])["status"] == "failed"
     assert sorted(r.status for r in room.recordings) == [
         "completed",
         "completed",
@@ -172,11 +172,11 @@ def test_failed_recordings(emulator: Any, receiver: Any, creds: Any) -> None:
 
 
 def test_plan_is_deterministic_and_replayable_shuffled(
-    emulator: Any, receiver: Any, creds: Any
+    twilio: Any, receiver: Any, creds: Any
 ) -> None:
-    with _simulator(emulator, receiver, creds, seed=11) as first:
+    with _simulator(twilio, receiver, creds, seed=11) as first:
         planned = first.plan(participants=2)
-    with _simulator(emulator, receiver, creds, seed=11) as second:
+    with _simulator(twilio, receiver, creds, seed=11) as second:
         again = second.plan(participants=2)
     timeless = ("Timestamp", "OffsetFromTwilioVideoEpoch")  # anchored to the clock
     assert [{k: v for k, v in p.items() if k not in timeless} for p in planned] == [
@@ -186,20 +186,20 @@ def test_plan_is_deterministic_and_replayable_shuffled(
 
     shuffled = planned + planned[3:6]  # duplicates, as a retrying sender would produce
     random.Random(5).shuffle(shuffled)
-    with _simulator(emulator, receiver, creds, seed=0) as simulator:
+    with _simulator(twilio, receiver, creds, seed=0) as simulator:
         answers = [simulator.send(params) for params in shuffled]
     assert [a.status for a in answers] == [204] * len(shuffled)
     assert all(r.signature_valid for r in receiver.received)
     assert len(receiver.received) == len(shuffled)
     # Whatever the order, every recording ends completed in the emulator.
     recordings = {p["RecordingSid"] for p in planned if "RecordingSid" in p}
-    stored = {r["sid"]: r["status"] for r in emulator.control.recordings()}
+    stored = {r["sid"]: r["status"] for r in twilio.control.recordings()}
     assert stored == dict.fromkeys(recordings, "completed")
 
 
-def test_media_external_location_and_extra_params(emulator: Any, receiver: Any, creds: Any) -> None:
+def test_media_external_location_and_extra_params(twilio: Any, receiver: Any, creds: Any) -> None:
     with _simulator(
-        emulator,
+        twilio,
         receiver,
         creds,
         seed=5,
@@ -216,10 +216,10 @@ def test_media_external_location_and_extra_params(emulator: Any, receiver: Any, 
     )
 
 
-def test_unreachable_callback_url_is_reported(emulator: Any, creds: Any) -> None:
+def test_unreachable_callback_url_is_reported(twilio: Any, creds: Any) -> None:
     with requests.Session() as session:
         simulator = RoomSimulator(
-            emulator.control,
+            twilio.control,
             "http://127.0.0.1:9/unreachable",
             creds.account_sid,
             creds.auth_token,
@@ -233,11 +233,11 @@ def test_unreachable_callback_url_is_reported(emulator: Any, creds: Any) -> None
     assert not room.all_acknowledged()
 
 
-def test_simulate_cli(emulator: Any, receiver: Any, creds: Any) -> None:
+def test_simulate_cli(twilio: Any, receiver: Any, creds: Any) -> None:
     result = subprocess.run(
         [
             sys.executable, "-m", "emulator", "simulate",
-            "--emulator", emulator.url, "--callback-url", receiver.url,
+            "--emulator", twilio.url, "--callback-url", receiver.url,
             "--account-sid", creds.account_sid, "--auth-token", creds.auth_token,
             "--participants", "2", "--seed", "1", "--method", "GET",
         ],

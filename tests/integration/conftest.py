@@ -19,6 +19,7 @@ from devtools.redis_server import RedisServer, free_port
 from emulator.process import EmulatorProcess
 from tests.support import rabbitmq
 from tests.support.deploy import stop_all
+from tests.support.emulator import emulator_fixture
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 FORWARD_SECRET = "whsec_" + base64.b64encode(b"roomrec-integration-tests-key-32b").decode()
@@ -63,18 +64,8 @@ def processes() -> Iterator[list[ManagedProcess]]:
     stop_all(started)
 
 
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(ACCOUNT_SID, AUTH_TOKEN) as process:
-        yield process
-
-
-@pytest.fixture
-def twilio(emulator: EmulatorProcess) -> Iterator[EmulatorProcess]:
-    """The emulator, emptied of recordings, faults and its request log for each test."""
-    emulator.control.reset()
-    yield emulator
-    emulator.control.reset()
+# One emulator for the whole suite (a module may replace it); ``twilio`` empties it per test.
+emulator = emulator_fixture("session")
 
 
 @pytest.fixture
@@ -98,7 +89,7 @@ class Stack:
         return f"{self.web_url}/twilio/room-events"
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        from workers.deadletter import DeadLetterStore
+        from workers.state.deadletters import DeadLetterStore
 
         return DeadLetterStore(self.redis).list()
 

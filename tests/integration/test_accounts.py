@@ -5,17 +5,16 @@ worker with B's API key, the main account's with the main credentials."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from devtools.receiver import ForwardTarget
 from emulator.process import EmulatorProcess
 from tests.integration.conftest import wait_for
+from tests.support.emulator import emulator_fixture
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign
-from workers.enqueue import event_id
+from workers.delivery.enqueue import event_id
 
 ACCOUNT_B = "AC" + "b0" * 16
 TOKEN_B = "account-b-auth-token-0123456789"
@@ -23,13 +22,10 @@ KEY_B = "SK" + "b1" * 16
 SECRET_B = "account-b-api-key-secret"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    """This module's emulator serves account B too (the session's serves one account)."""
-    served = {ACCOUNT_B: {"auth_token": TOKEN_B, "api_key_sid": KEY_B,
-                          "api_key_secret": SECRET_B}}  # fmt: skip
-    with EmulatorProcess(ACCOUNT_SID, AUTH_TOKEN, accounts=served) as process:
-        yield process
+# This module's emulator serves account B too (the session's serves one account).
+emulator = emulator_fixture(
+    accounts={ACCOUNT_B: {"auth_token": TOKEN_B, "api_key_sid": KEY_B, "api_key_secret": SECRET_B}}
+)
 
 
 def completed(twilio: EmulatorProcess, account: str | None) -> dict[str, str]:

@@ -17,9 +17,9 @@ from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import post, resource
 from tests.support.s3 import MotoS3
 from tests.support.twilio import recording_params
-from workers.enqueue import event_id
-from workers.outcomes import OutcomeStore
-from workers.storage import ArchiveIndex
+from workers.archive import ArchiveIndex
+from workers.delivery.enqueue import event_id
+from workers.state.outcomes import OutcomeStore
 
 pytestmark = pytest.mark.integration
 

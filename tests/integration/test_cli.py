@@ -15,8 +15,8 @@ import requests
 from devtools.processes import BIN, REPO
 from tests.integration.conftest import wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sid, sign
-from workers.deadletter import DeadLetterStore
-from workers.enqueue import event_id
+from workers.delivery.enqueue import event_id
+from workers.state.deadletters import DeadLetterStore
 
 
 def flask(config: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -30,8 +30,8 @@ from tests.integration.test_room_ready import (
 )
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-from workers.enqueue import event_id
-from workers.rooms import ready_event_id
+from workers.delivery.enqueue import event_id
+from workers.pipeline.rooms import ready_event_id
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from devtools.processes import gunicorn_web
 from devtools.redis_server import free_port
 from tests.integration.conftest import wait_for
 from tests.support.twilio import AUTH_TOKEN
-from workers.logs import MASK, TRUNCATE_AT
+from workers.observability.logs import MASK, TRUNCATE_AT
 
 LIMIT_REQUEST_LINE = 4094  # gunicorn's default, which nothing here raises
 

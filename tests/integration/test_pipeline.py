@@ -16,9 +16,9 @@ from emulator.process import EmulatorProcess
 from emulator.simulator import RoomSimulator
 from tests.integration.conftest import FORWARD_SECRET, wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign, timestamp
-from workers.enqueue import event_id
-from workers.outcomes import OutcomeStore
-from workers.rooms import ready_event_id
+from workers.delivery.enqueue import event_id
+from workers.pipeline.rooms import ready_event_id
+from workers.state.outcomes import OutcomeStore
 
 
 def simulator(
@@ -249,7 +249,8 @@ def test_the_main_process_sheds_the_time_limit_timers_of_ended_tasks(
     start_stack, twilio, forward_target
 ):
     """Each task's time limit is an entry on the main process' timer, only marked cancelled
-    when the task ends; the worker drops those entries every few seconds (workers.prefork)."""
+    when the task ends; the worker drops those entries every few seconds
+    (workers.runtime.prefork)."""
     stack = start_stack(LOG_LEVEL="DEBUG")
     for _ in range(5):
         assert post(stack.callback_url, completed_recording(twilio)).status_code == 204

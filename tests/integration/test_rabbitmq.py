@@ -32,8 +32,8 @@ from tests.support.deploy import (
 from tests.support.deploy_handlers import STARTED
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sign
-from workers.enqueue import event_id
-from workers.rooms import ready_event_id
+from workers.delivery.enqueue import event_id
+from workers.pipeline.rooms import ready_event_id
 
 SPOOLED = "X-Roomrec-Spooled"
 

@@ -13,9 +13,9 @@ import requests
 from devtools.processes import BIN, ManagedProcess
 from tests.integration.conftest import wait_for
 from tests.support.twilio import AUTH_TOKEN, recording_params, sid, sign
-from workers.celery_app import make_celery
-from workers.enqueue import event_id
-from workers.reconcile_task import LOCK_KEY
+from workers.delivery.celery_app import make_celery
+from workers.delivery.enqueue import event_id
+from workers.state.keys import RECONCILE_LOCK_KEY
 
 
 def recording(twilio: Any, status: str = "completed", **fields: Any) -> dict[str, str]:
@@ -84,18 +84,18 @@ def test_a_run_holding_the_lock_keeps_others_out(start_stack, twilio, forward_ta
     missed = recording(twilio)
     celery = make_celery(stack.worker_config["REDIS_URL"])
     try:
-        stack.redis.set(LOCK_KEY, "another-run", ex=60)
+        stack.redis.set(RECONCILE_LOCK_KEY, "another-run", ex=60)
         celery.send_task("roomrec.reconcile")
         stack.worker.wait_for_log("another run holds")
         assert forward_target.deliveries == []
 
-        stack.redis.delete(LOCK_KEY)
+        stack.redis.delete(RECONCILE_LOCK_KEY)
         celery.send_task("roomrec.reconcile")
         wait_for(lambda: forward_target.deliveries, 30, "the missed recording")
     finally:
         celery.close()
     assert [d.webhook_id for d in forward_target.deliveries] == [event_id(missed)]
-    assert stack.redis.exists(LOCK_KEY) == 0  # released after the run
+    assert stack.redis.exists(RECONCILE_LOCK_KEY) == 0  # released after the run
 
 
 def test_twilio_refusing_the_listing_is_logged_not_retried(start_stack, twilio, forward_target):
@@ -109,5 +109,5 @@ def test_twilio_refusing_the_listing_is_logged_not_retried(start_stack, twilio, 
         celery.close()
     assert "Twilio answered 401" in stack.worker.log()
     assert AUTH_TOKEN not in stack.logs()
-    assert stack.redis.exists(LOCK_KEY) == 0
+    assert stack.redis.exists(RECONCILE_LOCK_KEY) == 0
     assert forward_target.deliveries == []

@@ -15,10 +15,10 @@ from devtools.redis_server import RedisServer
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import completed_recording, post
 from tests.support.twilio import room_params
-from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE, RESTORE_INTERVAL
-from workers.enqueue import event_id
-from workers.publish import DELAYED_KEY, INFLIGHT_KEY
-from workers.retry import BASE_DELAY
+from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE, RESTORE_INTERVAL
+from workers.delivery.enqueue import event_id
+from workers.pipeline.retry import BASE_DELAY
+from workers.state.keys import DELAYED_KEY, INFLIGHT_KEY
 
 SLOW = {"HANDLERS": "tests.support.handlers:slow_effect", "SLOW_HANDLER_SECONDS": "3"}
 
@@ -113,7 +113,7 @@ def test_a_message_the_broker_lost_is_published_again(start_stack, forward_targe
 def test_the_default_timing_resumes_a_lost_host_within_two_minutes():
     from schemas.settings import WorkerSettingsSchema, load_settings
     from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-    from workers.celery_app import task_time_limit
+    from workers.delivery.celery_app import task_time_limit
 
     settings = load_settings(
         WorkerSettingsSchema(), {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}

@@ -21,8 +21,8 @@ from emulator.simulator import RoomSimulator
 from tests.integration.conftest import Stack, wait_for
 from tests.integration.test_pipeline import post, resource
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params
-from workers.enqueue import event_id
-from workers.rooms import ready_event_id
+from workers.delivery.enqueue import event_id
+from workers.pipeline.rooms import ready_event_id
 
 pytestmark = pytest.mark.integration
 

@@ -35,11 +35,11 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from devtools.redis_server import RedisServer, free_port
 from tests.support.twilio import AUTH_TOKEN
 from webhooks import create_app
-from webhooks.api import api_state
-from webhooks.extension import roomrec
-from webhooks.openapi import OPENAPI_PATH, openapi_document
-from webhooks.signature import SIGNATURE_HEADER
-from webhooks.views import CALLBACK_PATH
+from webhooks.api.openapi import OPENAPI_PATH, openapi_document
+from webhooks.api.views import api_state
+from webhooks.app_state import roomrec
+from webhooks.intake.signature import SIGNATURE_HEADER
+from webhooks.intake.views import CALLBACK_PATH
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ CHECKS = [
 DOCUMENTED = {
     f"{method.upper()} {path}": operation
     for path, operations in openapi_document()["paths"].items()
-    if path != OPENAPI_PATH  # the document itself: tests/unit/webhooks/test_openapi.py
+    if path != OPENAPI_PATH  # the document itself: tests/unit/webhooks/api/test_openapi.py
     for method, operation in operations.items()
 }
 

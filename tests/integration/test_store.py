@@ -20,12 +20,12 @@ from emulator.simulator import RoomSimulator, SimulatedRoom
 from tests.integration.conftest import Stack, wait_for
 from tests.support.databases import BACKENDS, database_url
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-from workers.enqueue import event_id
-from workers.outcomes import OutcomeStore
-from workers.rooms import ready_event_id
-from workers.store.engine import make_engine
-from workers.store.migrate import upgrade
-from workers.store.repository import EVENTS, RECORDINGS, ROOMS
+from workers.delivery.enqueue import event_id
+from workers.metadata.engine import make_engine
+from workers.metadata.migrate import upgrade
+from workers.metadata.repository import EVENTS, RECORDINGS, ROOMS
+from workers.pipeline.rooms import ready_event_id
+from workers.state.outcomes import OutcomeStore
 
 STREAM = "roomrec:events"
 API_TOKEN = "integration-api-token-0123456789"

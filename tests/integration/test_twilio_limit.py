@@ -14,8 +14,8 @@ from emulator.process import EmulatorProcess
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import completed_recording, post
 from tests.unit.workers.helpers import worker_settings
-from workers.limiter import TwilioLimiter
-from workers.twilio_api import TwilioVideo
+from workers.twilio.client import TwilioVideo
+from workers.twilio.limiter import TwilioLimiter
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 from kombu import Connection
 
-from workers.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
+from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
 
 HOST, PORT = "127.0.0.1", 5672
 USER = PASSWORD = "guest"

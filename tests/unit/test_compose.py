@@ -14,7 +14,7 @@ import pytest
 
 from schemas.settings import ServerSettingsSchema, WebSettingsSchema, WorkerSettingsSchema
 from tests.support import compose
-from workers.celery_app import task_time_limit
+from workers.delivery.celery_app import task_time_limit
 
 REPO = compose.REPO
 ENV_EXAMPLE = REPO / ".env.example"

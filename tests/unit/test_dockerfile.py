@@ -164,7 +164,8 @@ def test_the_build_context_leaves_out_secrets_state_and_development_files() -> N
 @pytest.mark.parametrize(
     ("path", "excluded"),
     [(".env", True), ("data/spool.sqlite3", True), ("workers/__pycache__/x.pyc", True),
-     ("workers/tasks.py", False), ("tests/unit/test_compose.py", True), ("README.md", False)],
+     ("workers/pipeline/tasks.py", False), ("tests/unit/test_compose.py", True),
+     ("README.md", False)],
 )  # fmt: skip
 def test_the_dockerignore_reading_of_these_tests(path: str, excluded: bool) -> None:
     patterns = [(False, p) for p in (".env", "data", "**/__pycache__", "**/*.pyc", "tests")]

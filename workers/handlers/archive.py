@@ -1,6 +1,6 @@
 """``archive``: copy each completed recording's media to ``ARCHIVE_URL`` before Twilio's links
 expire, as ``{room_sid}/{recording_sid}.{mka|mkv}`` next to a ``.json`` sidecar holding the
-RoomRecording, and note where it went in :class:`workers.storage.ArchiveIndex`.
+RoomRecording, and note where it went in :class:`workers.archive.ArchiveIndex`.
 
 Acts on ``recording-completed`` (and on ``composition-available``, for a composition's media:
 :mod:`workers.handlers.composition_archive`). The media is streamed from the signed URL behind
@@ -12,10 +12,10 @@ already staged, so a recording of any size gets there across several attempts. W
 archive is verified. Recordings Twilio already wrote to the account's own S3 bucket
 (``media_external_location``) are indexed as such, not downloaded.
 
-Media is read through a session of its own (:class:`workers.http_session.GuardedSession`):
+Media is read through a session of its own (:class:`workers.outbound.http.GuardedSession`):
 the signed URL and every redirect after it must be ``https`` (``http`` too with an ``http``
 ``TWILIO_VIDEO_BASE_URL``) and reach a public address or one of ``MEDIA_ALLOWED_NETWORKS``
-(:mod:`workers.outbound`); a refused one is dead-lettered, nothing is written.
+(:mod:`workers.outbound.policy`); a refused one is dead-lettered, nothing is written.
 """
 
 from __future__ import annotations
@@ -28,25 +28,25 @@ from datetime import UTC, datetime
 
 from schemas import HandlerEvent, RoomRecording
 from schemas.fields import iso8601
-from workers.celery_app import task_time_limit
-from workers.errors import NotFoundYet, PermanentError
-from workers.handlers import HandlerContext, builtin
-from workers.handlers.composition_archive import EVENT as COMPOSITION_EVENT
-from workers.handlers.composition_archive import CompositionArchiver
-from workers.http_session import GuardedSession
-from workers.metrics import archived_bytes
-from workers.outbound import OutboundPolicy
-from workers.storage import (
+from workers.archive import (
     ArchiveIndex,
     ArchiveRecord,
     Storage,
     Stored,
     open_storage,
 )
-from workers.storage.lock import RecordingLock
-from workers.storage.media import download, redact_urllib3_logs
-from workers.twilio_api import TwilioClients, TwilioVideo
-from workers.urls import redact
+from workers.archive.lock import RecordingLock
+from workers.archive.media import download, redact_urllib3_logs
+from workers.delivery.celery_app import task_time_limit
+from workers.errors import NotFoundYet, PermanentError
+from workers.handlers import HandlerContext, builtin
+from workers.handlers.composition_archive import EVENT as COMPOSITION_EVENT
+from workers.handlers.composition_archive import CompositionArchiver
+from workers.observability.metrics import archived_bytes
+from workers.observability.redaction import redact
+from workers.outbound.http import GuardedSession
+from workers.outbound.policy import OutboundPolicy
+from workers.twilio.client import TwilioClients, TwilioVideo
 
 log = logging.getLogger(__name__)
 

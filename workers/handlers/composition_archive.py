@@ -1,10 +1,10 @@
 """The ``archive`` handler's part for compositions: on ``composition-available``, the
-composition's media (``COMPOSE_ON_ROOM_READY``, :mod:`workers.compositions`) is copied to
+composition's media (``COMPOSE_ON_ROOM_READY``, :mod:`workers.pipeline.compositions`) is copied to
 ``ARCHIVE_URL`` as ``{room_sid}/{composition_sid}.{mp4|webm}`` next to a ``.json`` sidecar
 holding the Composition, exactly as a recording's is: streamed from the signed URL behind
 ``/v1/Compositions/{CJ}/Media``, committed only at the composition's ``size``, resumed across
 attempts, never downloaded again once stored at its size, and through the same guarded
-session (every redirect and connection checked by :mod:`workers.outbound`).
+session (every redirect and connection checked by :mod:`workers.outbound.policy`).
 
 Compositions are not put in the recordings' archive index (``roomrec:archives``): their keys
 are fixed by their SIDs, and the recordings' totals stay the recordings'.
@@ -18,14 +18,14 @@ from collections.abc import Callable
 
 from schemas import HandlerEvent
 from schemas.composition import Composition
+from workers.archive import Storage
+from workers.archive.lock import RecordingLock
+from workers.archive.media import download
 from workers.errors import NotFoundYet, PermanentError
-from workers.http_session import GuardedSession
-from workers.metrics import archived_bytes
-from workers.storage import Storage
-from workers.storage.lock import RecordingLock
-from workers.storage.media import download
-from workers.twilio_api import TwilioClients, TwilioVideo
-from workers.urls import redact
+from workers.observability.metrics import archived_bytes
+from workers.observability.redaction import redact
+from workers.outbound.http import GuardedSession
+from workers.twilio.client import TwilioClients, TwilioVideo
 
 log = logging.getLogger(__name__)
 

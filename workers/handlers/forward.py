@@ -21,8 +21,8 @@ from schemas import HandlerEvent
 from schemas.fields import iso8601
 from workers.errors import PermanentError, TargetGone, TransientError
 from workers.handlers import HandlerContext, builtin
-from workers.twilio_api import retry_after_seconds
-from workers.urls import redact
+from workers.observability.redaction import redact
+from workers.twilio.client import retry_after_seconds
 
 log = logging.getLogger(__name__)
 

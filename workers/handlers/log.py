@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from schemas import HandlerEvent
 from workers.handlers import HandlerContext, builtin
-from workers.logs import bind
+from workers.observability.logs import bind
 
 events_log = logging.getLogger("roomrec.events")
 

@@ -2,7 +2,7 @@
 anyone who queries it: one row per room, per recording and per event.
 
 Redelivered and out-of-order events are harmless: an event is stored once, and a row only
-changes for an event newer than the one it last took (see :mod:`workers.store.merge`). Until
+changes for an event newer than the one it last took (see :mod:`workers.metadata.merge`). Until
 a PostgreSQL database is migrated (``flask --app webhooks db upgrade``) every event is
 retried, naming that command; a SQLite database is migrated on first use.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from schemas import HandlerEvent
 from workers.handlers import HandlerContext, builtin
-from workers.store import Store
+from workers.metadata import Store
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from schemas import HandlerEvent
 from schemas.fields import iso8601
 from workers.errors import TransientError
 from workers.handlers import HandlerContext, builtin
+from workers.state.keys import STREAM_MARKER_KEY
 
 log = logging.getLogger(__name__)
 
-MARKER_KEY = "roomrec:stream:{}"
 MARKER_TTL = 7 * 24 * 3600  # with the default settings; a worker uses settings.marks_ttl
 
 # KEYS: stream, marker. ARGV: maxlen, marker ttl, then field, value, field, value ...
@@ -86,7 +86,7 @@ class StreamHandler:
         for name, value in entry_fields(event).items():
             args += [name, value]
         try:
-            added, entry_id = self.append_once(keys=[self.key, MARKER_KEY.format(event.id)],
+            added, entry_id = self.append_once(keys=[self.key, STREAM_MARKER_KEY.format(event.id)],
                                                args=args)  # fmt: skip
         except redis.RedisError as exc:
             raise TransientError(f"stream {self.key}: {type(exc).__name__}: {exc}") from exc

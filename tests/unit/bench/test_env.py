@@ -10,9 +10,8 @@ import requests
 from bench import callbacks
 from bench.env import BenchEnv
 from bench.latency import Sender, summarise
-from workers.celery_app import EVENTS_QUEUE
-from workers.inflight import REPUBLISHED_KEY
-from workers.publish import INFLIGHT_DUE_KEY, INFLIGHT_KEY
+from workers.delivery.celery_app import EVENTS_QUEUE
+from workers.state.keys import INFLIGHT_DUE_KEY, INFLIGHT_KEY, REPUBLISHED_KEY
 
 DEFAULT_SETTINGS = {"max_concurrency": None, "latency_ms": 0, "throttle_retry_after": None}
 

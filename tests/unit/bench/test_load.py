@@ -19,8 +19,8 @@ from bench import callbacks
 from bench.ingest import WrkOptions, run_wrk
 from bench.receiver import ReceiverProcess
 from webhooks import create_app
-from webhooks.extension import roomrec
-from workers.celery_app import EVENTS_QUEUE
+from webhooks.app_state import roomrec
+from workers.delivery.celery_app import EVENTS_QUEUE
 
 
 def test_the_signed_callbacks_are_accepted_and_queued_by_the_real_endpoint(redis_url, tmp_path):

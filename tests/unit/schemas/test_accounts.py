@@ -10,7 +10,7 @@ import pytest
 from schemas.accounts import SharedKey
 from schemas.settings import ConfigurationError, WebSettings, WebSettingsSchema, load_settings
 from tests.support.twilio import ACCOUNT_SID, sid
-from workers.logs import settings_secrets
+from workers.observability.logs import settings_secrets
 
 TOKEN = "main-token-0f1e2d3c4b5a6978"
 OTHER_SID = sid("AC")

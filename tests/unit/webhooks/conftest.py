@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from tests.support.twilio import AUTH_TOKEN
 from webhooks import create_app
-from webhooks.extension import roomrec
+from webhooks.app_state import roomrec
 
 AppFactory = Callable[..., Flask]
 

@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from tests.support.twilio import AUTH_TOKEN, sign
-from webhooks.views import CALLBACK_PATH
+from webhooks.intake.views import CALLBACK_PATH
 
 FORM = "application/x-www-form-urlencoded"
 PROBLEM = "application/problem+json"

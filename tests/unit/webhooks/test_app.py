@@ -12,8 +12,8 @@ from schemas.settings import ConfigurationError, WebSettings, WebSettingsSchema,
 from tests.support.twilio import AUTH_TOKEN, recording_params
 from tests.unit.webhooks.helpers import post_callback, queued
 from webhooks import MAX_BODY_BYTES, create_app
-from webhooks.extension import roomrec
-from workers.enqueue import Enqueuer
+from webhooks.app_state import roomrec
+from workers.delivery.enqueue import Enqueuer
 
 # What the test client calls: the URL signatures are checked against.
 LOCAL = {"PUBLIC_BASE_URL": "http://localhost"}

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.twilio import recording_params, room_params
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import FORM, get_callback, post_callback
+from webhooks.intake.views import CALLBACK_PATH
 from webhooks.metrics import outcome
-from webhooks.views import CALLBACK_PATH
 
 
 def count(event: str, outcome: str, status: int) -> float:

@@ -17,7 +17,7 @@ from tests.support.redis_memory import fill_to_oom, redis_without_config, set_po
 from tests.support.twilio import recording_params, room_params
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import post_callback, queued, seen_marks
-from webhooks.extension import roomrec
+from webhooks.app_state import roomrec
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from celery import Celery
 
 from devtools.receiver import ForwardTarget
 from tests.unit.workers.helpers import FORWARD_SECRET, Answer, LocalServer, worker_settings
-from workers.celery_app import make_celery
+from workers.delivery.celery_app import make_celery
 from workers.handlers import HandlerContext
 
 

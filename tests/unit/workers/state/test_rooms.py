@@ -1,0 +1,252 @@
+"""The room tracker's Lua script on the private Redis: exactly one update makes a room ready,
+whatever the order, repetition and concurrency of the updates."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.twilio import sid
+from workers.state.keys import ROOM_RECORDINGS_KEY, ROOM_STATE_KEY
+from workers.state.rooms import (
+    DONE,
+    EMIT,
+    LIST,
+    WAIT,
+    Observation,
+    RoomTracker,
+    Update,
+    final_status,
+)
+
+FINAL = ("completed", "failed", "deleted")
+EXAMPLES = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def tracker(client: redis.Redis) -> RoomTracker:
+    return RoomTracker(client)
+
+
+def seen(recording: str, status: str, resource_status: str | None = None) -> Observation:
+    shown = resource_status or status
+    return Observation(recording, status, {"sid": recording, "status": shown}, shown)
+
+
+# --- plain cases ----------------------------------------------------------------------------
+
+
+def test_a_room_is_ready_once_ended_listed_and_every_recording_final(tracker: RoomTracker):
+    room, rt1, rt2 = sid("RM"), sid("RT"), sid("RT")
+
+    assert (
+        tracker.update(Update(room, "a", recordings=[seen(rt1, "processing")]), "t1").decision
+        == WAIT
+    )
+    assert tracker.update(Update(room, "ended", ended=True), "t2").decision == LIST
+    listing = Update(
+        room, "ended", listed=True, recordings=[seen(rt1, "processing"), seen(rt2, "failed")]
+    )
+    assert tracker.update(listing, "t3").decision == WAIT
+    outcome = tracker.update(Update(room, "b", recordings=[seen(rt1, "completed")]), "t4")
+
+    assert (outcome.decision, outcome.ready_at) == (EMIT, "t4")
+    state = tracker.state(room)
+    assert state.ready_by == "b" and state.statuses == {rt1: "completed", rt2: "failed"}
+
+
+def test_the_emitter_is_told_again_and_everyone_else_that_it_is_done(tracker: RoomTracker):
+    room = sid("RM")
+    tracker.update(Update(room, "end", ended=True), "t1")
+    assert tracker.update(Update(room, "end", listed=True), "t2").decision == EMIT  # no recordings
+
+    assert tracker.update(Update(room, "end", listed=True), "t9").ready_at == "t2"  # redelivered
+    assert tracker.update(Update(room, "end"), "t9").decision == EMIT
+    assert (
+        tracker.update(
+            Update(room, "other", recordings=[seen(sid("RT"), "processing")]), "t9"
+        ).decision
+        == DONE
+    )
+    assert tracker.state(room).statuses == {}  # frozen once ready
+
+
+def test_only_the_first_room_ended_lists_and_lists_again_when_redelivered(tracker: RoomTracker):
+    room = sid("RM")
+
+    assert tracker.update(Update(room, "end-1", ended=True), "t1").decision == LIST
+    assert tracker.update(Update(room, "end-2", ended=True), "t2").decision == WAIT  # a resend
+    assert tracker.update(Update(room, "end-1", ended=True), "t3").decision == LIST
+    assert tracker.state(room).ended
+
+
+@pytest.mark.parametrize("final", FINAL)
+def test_a_final_status_never_goes_back(tracker: RoomTracker, final: str):
+    room, rt = sid("RM"), sid("RT")
+    tracker.update(Update(room, "a", recordings=[seen(rt, final)]), "t1")
+    tracker.update(Update(room, "b", recordings=[seen(rt, "processing")]), "t2")
+
+    state = tracker.state(room)
+    assert state.statuses[rt] == final
+    assert state.resources[rt]["status"] == final
+
+
+def test_a_resource_is_replaced_only_by_one_as_advanced(tracker: RoomTracker):
+    room, rt = sid("RM"), sid("RT")
+    # The callback says completed while Twilio's resource still said processing (it lags).
+    tracker.update(Update(room, "a", recordings=[seen(rt, "completed", "processing")]), "t1")
+    assert tracker.state(room).resources[rt]["status"] == "processing"
+
+    tracker.update(Update(room, "b", recordings=[seen(rt, "processing", "completed")]), "t2")
+    tracker.update(Update(room, "c", recordings=[seen(rt, "processing", "processing")]), "t3")
+
+    state = tracker.state(room)
+    assert state.statuses[rt] == "completed"
+    assert state.resources[rt]["status"] == "completed"
+
+
+def test_the_state_expires_and_every_update_refreshes_it(client: redis.Redis):
+    tracker, room = RoomTracker(client, ttl=100), sid("RM")
+    update = Update(room, "a", account_sid="AC1", recordings=[seen(sid("RT"), "processing")])
+    tracker.update(update, "t1")
+
+    assert 0 < client.ttl(ROOM_STATE_KEY.format(room)) <= 100
+    assert 0 < client.ttl(ROOM_RECORDINGS_KEY.format(room)) <= 100
+
+
+def test_room_name_and_account_are_the_first_known(tracker: RoomTracker):
+    room = sid("RM")
+    tracker.update(Update(room, "a", account_sid="AC1", room_name="one"), "t1")
+    tracker.update(Update(room, "b", account_sid="AC2", room_name="two"), "t2")
+
+    state = tracker.state(room)
+    assert (state.account_sid, state.room_name) == ("AC1", "one")
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [(("processing", "completed"), "completed"), (("failed", None), "failed"),
+     (("completed", "deleted"), "deleted"), (("processing", "processing"), "processing")],
+)  # fmt: skip
+def test_final_status_takes_the_most_advanced(statuses: tuple[str | None, ...], expected: str):
+    assert final_status(*statuses) == expected
+
+
+def test_unknown_statuses_are_refused(tracker: RoomTracker):
+    with pytest.raises(ValueError, match="unknown status"):
+        tracker.update(Update(sid("RM"), "a", recordings=[seen(sid("RT"), "done")]), "t")
+
+
+# --- any order, any repetition --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    caller: str
+    update: Update
+
+
+def room_events(room: str, recordings: list[str], finals: list[str]) -> list[Delivery]:
+    """The callbacks of a room: one started and one final event per recording, room-ended."""
+    events = [Delivery("ended", Update(room, "ended", ended=True))]
+    for index, (rt, final) in enumerate(zip(recordings, finals, strict=True)):
+        for kind, status in (("started", "processing"), ("final", final)):
+            caller = f"{kind}-{index}"
+            events.append(Delivery(caller, Update(room, caller, recordings=[seen(rt, status)])))
+    return events
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_exactly_one_ready_whatever_the_order_and_duplicates(tracker: RoomTracker, data):
+    room = sid("RM")
+    count = data.draw(st.integers(min_value=0, max_value=4), label="recordings")
+    recordings = [sid("RT") for _ in range(count)]
+    finals = data.draw(st.lists(st.sampled_from(FINAL[:2]), min_size=count, max_size=count))
+    base = room_events(room, recordings, finals)
+    pending = list(data.draw(st.permutations(base), label="order"))
+    for _ in range(data.draw(st.integers(min_value=0, max_value=6), label="duplicates")):
+        again = data.draw(st.sampled_from(base))
+        pending.insert(data.draw(st.integers(0, len(pending))), again)
+
+    emitters: set[str] = set()
+    delivered: set[str] = set()
+    step = 0
+    while pending:
+        delivery = pending.pop(0)
+        step += 1
+        outcome = tracker.update(delivery.update, f"t{step}")
+        delivered.add(delivery.caller)
+        if outcome.decision == LIST:
+            # Twilio lists every recording: final once its final callback went out (and maybe
+            # sooner), else possibly still processing.
+            listed = []
+            for index, (rt, final) in enumerate(zip(recordings, finals, strict=True)):
+                done = f"final-{index}" in delivered or data.draw(st.booleans())
+                listed.append(seen(rt, final if done else "processing"))
+            listing = Delivery(delivery.caller, Update(room, delivery.caller, listed=True,
+                                                       recordings=listed))  # fmt: skip
+            pending.insert(data.draw(st.integers(0, len(pending))), listing)
+        if outcome.decision == EMIT:
+            emitters.add(delivery.caller)
+            state = tracker.state(room)
+            assert state.ended and state.listed
+            assert set(state.statuses) == set(recordings)
+            assert all(status in FINAL for status in state.statuses.values())
+
+    assert len(emitters) == 1
+    state = tracker.state(room)
+    assert state.statuses == dict(zip(recordings, finals, strict=True))
+
+
+def deliver_all(client: redis.Redis, room: str, recordings: list[str],
+                events: list[Delivery]) -> list[str]:  # fmt: skip
+    """Apply ``events`` from 8 threads at once; the callers told to emit."""
+    emitters: list[str] = []
+    lock = threading.Lock()
+    processing = [seen(rt, "processing") for rt in recordings]  # Twilio's listing
+
+    def deliver(delivery: Delivery) -> None:
+        tracker = RoomTracker(client)
+        outcome = tracker.update(delivery.update, "now")
+        if outcome.decision == LIST:
+            listing = Update(room, delivery.caller, listed=True, recordings=processing)
+            outcome = tracker.update(listing, "now")
+        if outcome.decision == EMIT:
+            with lock:
+                emitters.append(delivery.caller)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(deliver, events))
+    return emitters
+
+
+def test_concurrent_workers_make_one_ready(client: redis.Redis):
+    rng = random.Random(5)
+    for _ in range(10):
+        room = sid("RM")
+        recordings = [sid("RT") for _ in range(6)]
+        events = room_events(room, recordings, ["completed"] * 6)
+        events = events + rng.sample(events, 5)  # redeliveries
+        rng.shuffle(events)
+
+        emitters = deliver_all(client, room, recordings, events)
+
+        assert len(set(emitters)) == 1, emitters

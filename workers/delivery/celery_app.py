@@ -1,0 +1,121 @@
+"""The Celery application: JSON only, late acks, explicit queues and stable task names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+from kombu import Queue
+
+EVENTS_QUEUE = "roomrec.events"
+HANDLERS_QUEUE = "roomrec.handlers"
+PROCESS_EVENT_TASK = "roomrec.process_event"
+RUN_HANDLER_TASK = "roomrec.run_handler"
+RECONCILE_TASK = "roomrec.reconcile"  # on the default (events) queue
+ROOM_RECORDINGS_TASK = "roomrec.room_recordings"
+COMPOSE_TASK = "roomrec.compose_room"
+FETCH_STAGE = "fetch"  # the stage of a dead letter whose process_event gave up
+
+# How often kombu looks for messages whose worker vanished (with throttle 1, every sweep
+# scans): a lost worker's tasks are back in the queue within visibility timeout + this.
+RESTORE_INTERVAL = 10
+
+
+def task_time_limit(visibility_timeout: int) -> int:
+    """Longest a task may run: well under the visibility timeout, so a running task's message
+    is never handed to a second worker while the first still works on it."""
+    return max(10, min(300, visibility_timeout - 30))
+
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
+
+
+def is_redis_url(broker_url: str) -> bool:
+    """Whether the broker (the first of a ``;``-separated failover list) is Redis."""
+    scheme = broker_url.split(";", 1)[0].partition("://")[0]
+    return scheme.strip().lower() in REDIS_SCHEMES
+
+
+def amqp_transport_options(publish_timeout: float | None) -> dict[str, Any]:
+    """RabbitMQ (``amqp://``): publisher confirms, so a message the broker did not take raises
+    instead of silently vanishing; for the web also bounded socket reads and writes, and no
+    reconnect loop. (The Redis options, e.g. ``visibility_timeout``, mean nothing there.)"""
+    options: dict[str, Any] = {"confirm_publish": True}
+    if publish_timeout is not None:
+        options.update(read_timeout=publish_timeout, write_timeout=publish_timeout, max_retries=0)
+    return options
+
+
+def make_celery(
+    broker_url: str,
+    *,
+    visibility_timeout: int = 90,
+    publish_timeout: float | None = None,
+) -> Celery:
+    """Build the Celery app. ``publish_timeout`` is for processes that only publish (the web):
+    every broker call then fails within about that many seconds instead of retrying, so a dead
+    or hung Redis costs a request a bounded wait, never a hang (kombu waits forever by default).
+    """
+    app = Celery("roomrec", broker=broker_url, set_as_current=False)
+    transport_options: dict[str, Any] = {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": RESTORE_INTERVAL,
+        "unacked_restore_throttle": 1,
+        "health_check_interval": 25,
+    }
+    if publish_timeout is not None:
+        transport_options.update(
+            socket_timeout=publish_timeout,
+            socket_connect_timeout=publish_timeout,
+            max_retries=0,
+        )
+    if not is_redis_url(broker_url):
+        transport_options = amqp_transport_options(publish_timeout)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        task_queues=(Queue(EVENTS_QUEUE), Queue(HANDLERS_QUEUE)),
+        task_default_queue=EVENTS_QUEUE,
+        task_routes={
+            PROCESS_EVENT_TASK: {"queue": EVENTS_QUEUE},
+            RUN_HANDLER_TASK: {"queue": HANDLERS_QUEUE},
+        },
+        task_time_limit=task_time_limit(visibility_timeout),
+        task_soft_time_limit=task_time_limit(visibility_timeout) - 5,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+        timezone="UTC",
+    )
+    if publish_timeout is not None:
+        app.conf.update(
+            broker_connection_timeout=publish_timeout,
+            broker_connection_max_retries=0,
+            task_publish_retry=False,
+        )
+    return app
+
+
+@signals.worker_ready.connect(weak=False, dispatch_uid="roomrec.redis_policy")
+def warn_on_evicting_redis(sender: Any = None, **_: Any) -> None:
+    """Once a ``celery worker`` is ready (its broker answered): a WARNING for each Redis whose
+    ``maxmemory-policy`` evicts (:mod:`workers.state.redis_policy`). Never stops the worker."""
+    app = getattr(sender, "app", None)
+    if app is None:
+        return
+    from workers.state.redis_policy import warn_at_startup
+
+    urls = {"CELERY_BROKER_URL": str(app.conf.broker_url or "")}
+    settings = app.conf.get("roomrec_settings")
+    if settings is not None:
+        urls = {"REDIS_URL": settings.redis_url} | urls
+    warn_at_startup(urls)

@@ -1,0 +1,78 @@
+"""A worker bootstep that publishes delayed retries when they fall due, and task messages the
+broker lost (:mod:`workers.delivery.ledger`).
+
+Runs as a thread in each worker's main process. Every worker pumps; the move from the sorted
+set to the queue is one Lua script, and so is each sweep of the in-flight ledger, so each
+message is published exactly once however many workers run, and retries keep flowing as long
+as any worker is up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from workers.delivery.enqueue import same_redis
+from workers.delivery.ledger import InFlight
+from workers.delivery.redis_broker import DelayedQueue
+from workers.runtime.context import QUEUES, inflight_grace, settings_of
+from workers.state.deadletters import DeadLetterStore
+
+log = logging.getLogger(__name__)
+
+PUMP_INTERVAL = 0.5
+SWEEP_EVERY = 10  # pump rounds between two sweeps of the in-flight ledger (5 s)
+
+
+class DelayedRetryPump(bootsteps.StartStopStep):
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        settings = settings_of(parent.app)
+        if not same_redis(settings.broker_url, settings.redis_url):
+            return  # another broker: retries use Celery's countdown instead
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        delayed = DelayedQueue(client, QUEUES)
+        inflight = InFlight(client, QUEUES, grace=inflight_grace(settings))
+        self.thread = threading.Thread(
+            target=self.run, args=(delayed, inflight, DeadLetterStore(client)),
+            name="roomrec-delayed-retries", daemon=True,
+        )  # fmt: skip
+        self.thread.start()
+
+    def run(self, delayed: DelayedQueue, inflight: InFlight, dead_letters: DeadLetterStore) -> None:
+        failing = False
+        rounds = 0
+        while not self.stopping.wait(PUMP_INTERVAL):
+            rounds += 1
+            try:
+                moved = delayed.move_due()
+                if rounds % SWEEP_EVERY == 0:
+                    inflight.sweep(dead_letters)
+            except redis.RedisError as exc:
+                if not failing:
+                    log.warning("delayed retries paused, Redis unavailable: %s", exc)
+                failing = True
+                continue
+            except Exception:  # noqa: BLE001  (an unforeseen one must not stop the pump)
+                log.exception("delayed retries: unexpected error; carrying on")
+                continue
+            if failing:
+                log.info("delayed retries resumed")
+                failing = False
+            if moved:
+                log.debug("published %d delayed retries", moved)
+
+    def stop(self, parent: Any) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)

@@ -1,0 +1,166 @@
+"""The Celery tasks, thin like web views: load the message, call the Twilio client or the
+fan-out, and turn each outcome into done, retry later (:mod:`workers.pipeline.retry`), or dead
+letter. Task names are stable (:mod:`workers.delivery.celery_app`): queued messages outlive
+refactors.
+
+- ``roomrec.process_event``: one accepted callback. For ``recording-*`` events it fetches the
+  RoomRecording (``composition-available``: the Composition), then hands the event to the
+  handlers (:mod:`workers.pipeline.fanout`) and to room completion
+  (:mod:`workers.pipeline.rooms`).
+- ``roomrec.run_handler``: one handler at one target, when it could not run inline.
+- ``roomrec.room_recordings``: an ended room's recordings listed at Twilio, retried apart.
+- ``roomrec.compose_room``: a ready room's composition created, retried apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task, states
+from celery.signals import task_postrun
+from marshmallow import ValidationError
+
+from schemas import EventMessage, EventMessageSchema, HandlerEvent, HandlerEventSchema
+from workers.delivery.celery_app import (
+    COMPOSE_TASK,
+    EVENTS_QUEUE,
+    FETCH_STAGE,
+    PROCESS_EVENT_TASK,
+    ROOM_RECORDINGS_TASK,
+    RUN_HANDLER_TASK,
+)
+from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.observability import metrics
+from workers.observability.redaction import target_label
+from workers.pipeline import compositions, rooms
+from workers.pipeline.fanout import attempt_handler, run_handlers
+from workers.pipeline.retry import NOT_FOUND_RETRIES, backoff, give_up, schedule
+from workers.runtime.context import runtime
+from workers.twilio.client import UnknownAccount
+
+log = logging.getLogger(__name__)
+LEDGERED_PREFIX = "roomrec."  # tasks whose messages are published through the ledger
+
+_event_messages = EventMessageSchema()
+_handler_events = HandlerEventSchema()
+
+
+@task_postrun.connect
+def _attempt_ended(
+    sender: Task | None = None, task_id: str | None = None, state: str | None = None,
+    **_: Any,
+) -> None:  # fmt: skip
+    """A task of this service returned: unless it scheduled its own next attempt (under the
+    same id, which replaced the entry), its message leaves the in-flight ledger
+    (:mod:`workers.delivery.ledger`). One that raised keeps its entry, to be published again."""
+    if sender is None or task_id is None or not sender.name.startswith(LEDGERED_PREFIX):
+        return
+    if state != states.SUCCESS or getattr(sender.request, "roomrec_rescheduled", False):
+        return
+    rt = runtime(sender.app)
+    if rt.inflight is not None:
+        rt.inflight.done(task_id)
+
+
+@shared_task(name=PROCESS_EVENT_TASK, bind=True, max_retries=None)
+def process_event(self: Task, message: dict[str, Any]) -> None:
+    rt = runtime(self.app)
+    attempt = self.request.retries
+    try:
+        queued: EventMessage = _event_messages.load(message)
+    except ValidationError as exc:
+        event_id = str(message.get("id", "?")) if isinstance(message, dict) else "?"
+        give_up(
+            rt, event_id=event_id, stage="validate", handler=None, target=None, attempts=1,
+            error=f"invalid event message: {exc.messages}", message={"raw": message},
+        )  # fmt: skip
+        return
+    event = queued.event
+    try:
+        twilio = rt.twilio.for_account(event.account_sid)  # the event's account's credentials
+    except UnknownAccount as exc:  # not served here: nothing of it is fetched nor handled
+        give_up(
+            rt, event_id=queued.id, stage=FETCH_STAGE, handler=None, target=None,
+            attempts=attempt + 1, error=str(exc), message=message,
+        )  # fmt: skip
+        return
+    recording = None
+    composition = None
+    if event.is_recording or event.event == "composition-available":
+        try:
+            if event.is_recording:
+                assert event.recording_sid is not None  # the recording schemas require it
+                recording = twilio.fetch_recording(event.room_sid, event.recording_sid)
+            else:  # composition-available: the Composition, for the archive handler
+                composition = twilio.fetch_composition(event.params["composition_sid"])
+        except (TransientError, PermanentError) as exc:
+            limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
+            if isinstance(exc, PermanentError) or attempt >= limit:
+                give_up(
+                    rt, event_id=queued.id, stage=FETCH_STAGE, handler=None, target=None,
+                    attempts=attempt + 1, error=str(exc), message=message,
+                )  # fmt: skip
+                return
+            assert isinstance(exc, TransientError)
+            delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=exc.retry_after)
+            log.warning(
+                "fetch of %s for %s failed (attempt %d of %d), retrying in %.1fs: %s",
+                event.recording_sid or event.params.get("composition_sid"), queued.id,
+                attempt + 1, limit + 1, delay, exc,
+            )  # fmt: skip
+            metrics.retry_scheduled(FETCH_STAGE)
+            schedule(
+                self.app, rt, PROCESS_EVENT_TASK, [message], task_id=queued.id,
+                queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
+            )  # fmt: skip
+            return
+    handled = HandlerEvent(
+        id=queued.id, event=event, recording=recording, received_at=queued.received_at,
+        composition=composition,
+    )  # fmt: skip
+    run_handlers(self.app, rt, handled)
+    rooms.after_event(self.app, rt, handled)  # room completion: workers/pipeline/rooms.py
+
+
+@shared_task(name=RUN_HANDLER_TASK, bind=True, max_retries=None)
+def run_handler(self: Task, name: str, target: str | None, message: dict[str, Any]) -> None:
+    rt = runtime(self.app)
+    try:
+        event: HandlerEvent = _handler_events.load(message)
+    except ValidationError as exc:
+        event_id = str(message.get("id", "?")) if isinstance(message, dict) else "?"
+        give_up(
+            rt, event_id=event_id, stage=f"handler:{name}", handler=name, target=target,
+            attempts=1, error=f"invalid handler event: {exc.messages}", message=message,
+        )  # fmt: skip
+        return
+    # The message names the handler and the target; neither is trusted: a message naming a URL
+    # not configured here must never get a delivery (signed with FORWARD_SECRET, for forward).
+    handler = rt.handlers.get(name)
+    targets = list(handler.targets()) if handler is not None else []
+    if handler is None or target not in targets:
+        error = (
+            f"handler {name!r} is not in HANDLERS of this worker" if handler is None else
+            f"target {target_label(target) or '-'} is not one of {name}'s configured targets "
+            "(e.g. FORWARD_URLS); not run"
+        )  # fmt: skip
+        give_up(
+            rt, event_id=event.id, stage=f"handler:{name}", handler=name, target=target,
+            attempts=self.request.retries + 1, error=error, message=message,
+        )  # fmt: skip
+        return
+    index = targets.index(target)
+    attempt_handler(self.app, rt, name, target, index, event, message, attempt=self.request.retries)
+
+
+@shared_task(name=ROOM_RECORDINGS_TASK, bind=True, max_retries=None)
+def room_recordings(self: Task, room_sid: str, caller: str, account_sid: str | None = None) -> None:
+    rooms.list_recordings(self.app, runtime(self.app), room_sid, caller,
+                          attempt=self.request.retries, account_sid=account_sid)  # fmt: skip
+
+
+@shared_task(name=COMPOSE_TASK, bind=True, max_retries=None)
+def compose_room(self: Task, room_sid: str, account_sid: str | None = None) -> None:
+    compositions.compose(self.app, runtime(self.app), room_sid, attempt=self.request.retries,
+                         account_sid=account_sid)  # fmt: skip
