@@ -7,8 +7,9 @@ previous results), the figures table of BENCHMARKS.md, and standard output as ma
 Nothing is asserted: a missed target is reported, not failed; the exit status is 1 only when
 a benchmark could not run to its end.
 
-    python -m bench                          # all six, about 10 minutes
+    python -m bench                          # all seven, about 10 minutes
     python -m bench --only ingest,archive    # some of them
+    python -m bench roundtrips drain         # the same, named as arguments
     python -m bench --quick                  # a smoke run: small sizes, writes nothing
 """
 
@@ -24,7 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import archive, concurrency, drain, ingest, latency, machine, memory, report
+from bench import (
+    archive,
+    concurrency,
+    drain,
+    ingest,
+    latency,
+    machine,
+    memory,
+    report,
+    roundtrips,
+)
 from bench.env import BenchEnv
 from bench.tools import ToolMissing
 
@@ -33,7 +44,7 @@ log = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "latest.json"
 DOCUMENT = HERE.parent / "BENCHMARKS.md"
-ORDER = ("ingest", "drain", "latency", "archive", "concurrency", "memory")
+ORDER = ("ingest", "drain", "latency", "archive", "concurrency", "roundtrips", "memory")
 SAMPLERS = ("ingest", "drain", "latency", "concurrency")  # what memory reads from
 
 Runner = Callable[[BenchEnv], dict[str, Any]]
@@ -51,6 +62,7 @@ def runners(quick: bool) -> dict[str, Runner]:
             "concurrency": lambda env: concurrency.run(
                 env, rounds=1, events=200, ideal_fetches=200
             ),
+            "roundtrips": lambda env: roundtrips.run(env, windows=2, warm_up=2),
             "memory": memory.run,
         }
     return {
@@ -59,6 +71,7 @@ def runners(quick: bool) -> dict[str, Runner]:
         "latency": latency.run,
         "archive": archive.run,
         "concurrency": concurrency.run,
+        "roundtrips": roundtrips.run,
         "memory": memory.run,
     }
 
@@ -98,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="roomrec's benchmarks (make bench runs them all)"
     )
+    parser.add_argument("names", nargs="*", metavar="benchmark", help="as --only")
     parser.add_argument("--only", help=f"comma-separated, among {', '.join(ORDER)}")
     parser.add_argument("--quick", action="store_true", help="small sizes; writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -107,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)  # fmt: skip
     for noisy in ("alembic", "workers.metadata", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    names = selected(args.only)
+    only = ",".join(filter(None, [args.only, *args.names])) or None
+    names = selected(only)
     table = runners(args.quick)
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -127,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["wrk"] = results["machine"]["wrk"] or machine.describe()["wrk"]
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if not (args.quick or args.no_write):
-        merged = report.write_json(RESULTS, results, merge=args.only is not None)
+        merged = report.write_json(RESULTS, results, merge=only is not None)
         if report.update_document(DOCUMENT, report.markdown(merged)):
             log.info("updated %s and %s", RESULTS.relative_to(HERE.parent), DOCUMENT.name)
     print(report.markdown(results))

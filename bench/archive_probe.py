@@ -25,7 +25,7 @@ import requests
 from bench.stats import status_kb
 from schemas import HandlerEvent, load_callback
 from schemas.settings import WorkerSettingsSchema, load_settings
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.handlers import HandlerContext, resolve
 from workers.twilio.client import TwilioVideo
 

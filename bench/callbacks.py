@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 ACCOUNT_SID = "AC" + "b3" * 16
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"

@@ -3,15 +3,14 @@ latency) and handed to ``log``, ``forward`` (to the bare receiver) and ``store``
 the run's directory, migrated beforehand), against the rate at which the same worker command
 line drains as many no-op Celery tasks.
 
-The real events are queued through the real :class:`workers.delivery.enqueue.Enqueuer` with no
-worker
-running; the no-op tasks are the very message ``send_task`` would publish, LPUSHed in
-batches. The clock runs from the moment the worker logs ``ready`` to the moment nothing is
-left: both queues empty, nothing unacknowledged, no retry waiting (polled every 50 ms). Then
-every event must have reached the receiver and the store, with no dead letter. Every real
-run sits between two no-op runs (no-op, real, no-op, …); a second real run is made only when
-the first ended within the time budget, to keep ``make bench`` near ten minutes. The worker's
-own log gives, per task name, how long tasks ran: where the time went.
+The real events are queued through the web's real broker (:func:`workers.delivery.choice.connect`)
+with no worker running; the no-op tasks are the very message ``send_task`` would publish,
+LPUSHed in batches. The clock runs from the moment the worker logs ``ready`` to the moment
+nothing is left: both queues empty, nothing unacknowledged, no retry waiting (polled every
+50 ms). Then every event must have reached the receiver and the store, with no dead letter. Every
+real run sits between two no-op runs (no-op, real, no-op, …); a second real run is made only
+when the first ended within the time budget, to keep ``make bench`` near ten minutes. The
+worker's own log gives, per task name, how long tasks ran: where the time went.
 
 Between the two real runs, sandwiched the same way, runs the floor (:mod:`bench.floor_worker`):
 the same events, each only fetched from the emulator and its bytes posted to the receiver. Its
@@ -46,7 +45,8 @@ from bench.stats import (
     shown,
 )
 from schemas import EventMessage, load_callback
-from workers.delivery.enqueue import Enqueuer, event_id
+from workers.delivery.choice import connect
+from workers.delivery.dedup import event_id
 from workers.metadata import Store
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ POLL = 0.05
 
 
 def queue_events(env: BenchEnv, count: int) -> None:
-    """``count`` recording-completed events through the web's own enqueuer."""
-    enqueuer = Enqueuer.from_urls(env.redis.url, env.redis.url, timeout=5)
+    """``count`` recording-completed events through the web's own broker."""
+    broker = connect(env.redis.url, env.redis.url, timeout=5)
     now = datetime.now(UTC)
     try:
         for recording in env.recordings(count):
@@ -65,10 +65,10 @@ def queue_events(env: BenchEnv, count: int) -> None:
             message = EventMessage(
                 id=event_id(params), event=load_callback(params), received_at=now
             )
-            if not enqueuer.enqueue(message):
+            if not broker.enqueue(message):
                 raise RuntimeError(f"{message.id} was refused as a duplicate")
     finally:
-        enqueuer.close()
+        broker.close()
 
 
 def wait_until_idle(env: BenchEnv, timeout: float) -> float:

@@ -23,8 +23,7 @@ from bench.procs import tree_memory
 from bench.receiver import ReceiverProcess
 from devtools.processes import ManagedProcess
 from devtools.redis_server import RedisServer
-from emulator.control import EmulatorControl
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorControl, EmulatorProcess
 from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
 
 log = logging.getLogger(__name__)

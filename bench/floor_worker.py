@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import redis
 
 from workers.delivery.celery_app import EVENTS_QUEUE, make_celery
-from workers.delivery.redis_broker import build_message
+from workers.delivery.messages import build_message
 
 FLOOR_TASK = "bench.floor"
 

@@ -10,7 +10,7 @@ import uuid
 import redis
 
 from workers.delivery.celery_app import EVENTS_QUEUE, make_celery
-from workers.delivery.redis_broker import build_message
+from workers.delivery.messages import build_message
 
 NOOP_TASK = "bench.noop"
 

@@ -14,6 +14,7 @@ TITLES = {
     "memory": "4. Memory",
     "archive": "5. Archive",
     "concurrency": "6. Concurrency",
+    "roundtrips": "7. Round trips",
 }
 START = "<!-- bench:results:start (written by `python -m bench`; do not edit by hand) -->"
 END = "<!-- bench:results:end -->"

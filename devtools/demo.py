@@ -24,8 +24,7 @@ import redis
 from devtools.processes import REPO, celery_worker, gunicorn_web
 from devtools.receiver import Delivery, ForwardTarget
 from devtools.redis_server import RedisServer, free_port
-from emulator.process import EmulatorProcess
-from emulator.simulator import RoomSimulator
+from emulator.client import EmulatorProcess, RoomSimulator
 
 RUN_DIR = REPO / ".run"
 

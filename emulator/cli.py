@@ -9,11 +9,12 @@ import random
 import sys
 from collections.abc import Sequence
 
-from emulator.control import EmulatorControl
-from emulator.formats import is_sid
-from emulator.server import serve
-from emulator.simulator import RoomSimulator
-from emulator.state import EmulatorConfig, EmulatorState, parse_accounts
+from emulator.client.control import EmulatorControl
+from emulator.client.simulator import RoomSimulator
+from emulator.model.accounts import EmulatorConfig, parse_accounts
+from emulator.model.formats import is_sid
+from emulator.model.state import EmulatorState
+from emulator.server.serving import serve
 
 
 def _credentials(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, str]:

@@ -1,50 +1,29 @@
-"""What ``create_app`` stores on ``app.extensions["roomrec"]`` for the views."""
+"""What every part of the web shares, stored by ``create_app`` on ``app.extensions["roomrec"]``:
+the settings and the enqueuer. Each part keeps its own state beside it: the callback intake's
+in :mod:`webhooks.intake.state`, the read API's in :mod:`webhooks.api.views`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from schemas.accounts import Accounts
 from schemas.settings import WebSettings
-from webhooks.intake.spool import Relay, Spool
-from workers.delivery.enqueue import Enqueuer
+from workers.service.intake import Broker
 
-EXTENSION_KEY = "roomrec"
+APP_STATE_KEY = "roomrec"
 
 
 @dataclass(frozen=True, slots=True)
-class Roomrec:
-    """The app's settings, the enqueuer every accepted callback goes through, and the local
-    spool (with its relay) that keeps callbacks while the queue is unreachable."""
+class AppState:
+    """The app's settings, and the enqueuer every accepted callback goes through (``/readyz``
+    pings it)."""
 
     settings: WebSettings
-    enqueuer: Enqueuer
-    spool: Spool
-    relay: Relay
-    # Read from the settings once, not per callback.
-    accounts: Accounts = field(init=False, repr=False)
-    shared_keys: Mapping[str, str] = field(init=False, repr=False)
-    basic_auth: tuple[str, str] | None = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        settings = self.settings
-        object.__setattr__(self, "accounts", settings.accounts)
-        keys = {key.key_id: key.secret for key in settings.twilio_webhook_shared_keys}
-        object.__setattr__(self, "shared_keys", keys)
-        user, password = settings.webhook_basic_auth_user, settings.webhook_basic_auth_password
-        object.__setattr__(self, "basic_auth", (user, password) if user and password else None)
-
-    def tokens_for(self, account_sid: str | None) -> tuple[str, ...] | None:
-        """The auth tokens a callback of ``account_sid`` is signed with; None when this service
-        does not serve that account."""
-        account = self.accounts.get(account_sid)
-        return None if account is None else account.auth_tokens
+    enqueuer: Broker
 
 
-def roomrec(app: Flask | None = None) -> Roomrec:
-    """The extension of ``app``, by default the current one."""
-    state: Roomrec = (app or current_app).extensions[EXTENSION_KEY]
+def app_state(app: Flask | None = None) -> AppState:
+    """The state of ``app``, by default the current one."""
+    state: AppState = (app or current_app).extensions[APP_STATE_KEY]
     return state

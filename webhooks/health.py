@@ -1,10 +1,10 @@
 """Probes: ``/healthz`` (the process answers) and ``/readyz`` (the queue answers too).
 
 ``/readyz`` also reports each Redis's ``maxmemory-policy`` (read at most once a minute, see
-:mod:`workers.state.redis_policy`), with a ``warnings`` entry for one that evicts. That stays a
-``200``: an evicting Redis still takes callbacks, and taking the web out of service over it
-would lose more than it saves. The policy is first read, and a WARNING logged, as the app
-is created (in a thread of its own).
+:class:`workers.service.observability.PolicyCheck`), with a ``warnings`` entry for one that
+evicts. That stays a ``200``: an evicting Redis still takes callbacks, and taking the web out
+of service over it would lose more than it saves. The policy is first read, and a WARNING
+logged, as the app is created (in a thread of its own).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
 from webhooks.errors import NotReady
 from workers.errors import BrokerUnavailable
-from workers.state.redis_policy import PolicyCheck
+from workers.service.observability import PolicyCheck
 
 POLICY_KEY = "roomrec.redis_policy"
 
@@ -28,15 +28,15 @@ bp = Blueprint("health", __name__)
 @bp.record_once
 def _check_redis_policy(state: BlueprintSetupState) -> None:
     """At start-up: read the policies (never failing: Redis may be down) and keep the check
-    for ``/readyz``. The app's extension is set before its blueprints are registered."""
+    for ``/readyz``. The app's state is set before its blueprints are registered."""
     app = state.app
     assert isinstance(app, Flask)
-    extension = roomrec(app)
-    settings = extension.settings
+    shared = app_state(app)
+    settings = shared.settings
     check = PolicyCheck.for_urls(
         {"REDIS_URL": settings.redis_url, "CELERY_BROKER_URL": settings.broker_url},
         timeout=settings.enqueue_timeout,
-        clients={"REDIS_URL": extension.enqueuer.redis},
+        clients={"REDIS_URL": shared.enqueuer.redis},
     )
     app.extensions[POLICY_KEY] = check
     # In the background (it logs the WARNING for an evicting policy): start-up never waits
@@ -52,7 +52,7 @@ def healthz() -> dict[str, str]:
 @bp.get("/readyz")
 def readyz() -> dict[str, Any]:
     try:
-        roomrec().enqueuer.ping()  # gives up after about ENQUEUE_TIMEOUT
+        app_state().enqueuer.ping()  # gives up after about ENQUEUE_TIMEOUT
     except BrokerUnavailable as exc:
         raise NotReady("The queue does not answer.", reason=str(exc)) from exc
     check: PolicyCheck = current_app.extensions[POLICY_KEY]

@@ -38,13 +38,11 @@ from prometheus_client.registry import Collector
 from werkzeug.datastructures import Headers
 
 from schemas.settings import WebSettings
-from webhooks.app_state import roomrec
 from webhooks.intake.context import UNKNOWN
 from webhooks.intake.spool import Spool
+from webhooks.intake.state import intake_state
 from webhooks.intake.views import CALLBACK_PATH, DUPLICATE_HEADER, SPOOLED_HEADER
-from workers.delivery.queue_depth import QueueDepthCollector
-from workers.observability.logs import bind
-from workers.observability.metrics import MULTIPROC_ENV
+from workers.service.observability import MULTIPROC_ENV, QueueDepthCollector, bind
 
 METRICS_PATH = "/metrics"
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -83,7 +81,7 @@ def metrics() -> Response:
     """Every process's counts and the queue depth, in the format the scraper asks for."""
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     queue: QueueDepthCollector | None = current_app.extensions.get(_QUEUE_KEY)
-    spool = SpoolDepthCollector(roomrec().spool)
+    spool = SpoolDepthCollector(intake_state().spool)
     return Response(encode(_registry(queue, spool)), content_type=content_type)
 
 

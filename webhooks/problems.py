@@ -17,7 +17,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from webhooks.errors import WebError
-from workers.observability.logs import truncate
+from workers.service.observability import truncate
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Celery side of roomrec: run it with ``celery -A workers worker``.
 
 ``workers.app`` is built on first access from the environment, so importing this package (as
-the web does, for :mod:`workers.delivery.enqueue`) reads no worker settings. A misconfigured worker
+the web does, for :mod:`workers.service`) reads no worker settings. A misconfigured worker
 fails at start-up with :class:`schemas.settings.ConfigurationError` naming the variable.
 """
 

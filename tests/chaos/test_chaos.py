@@ -27,11 +27,11 @@ import pytest
 
 from devtools.processes import celery_worker, children
 from devtools.redis_server import RedisServer
-from emulator.simulator import RoomSimulator, SimulatedRoom
+from emulator.client import RoomSimulator, SimulatedRoom
 from tests.integration.conftest import wait_for
 from tests.support.report import counter
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
 from workers.state.keys import INFLIGHT_KEY
 

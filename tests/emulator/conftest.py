@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.support.emulator import emulator_fixture
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2

@@ -16,7 +16,7 @@ from redis import Redis
 from devtools.processes import ManagedProcess, celery_worker, gunicorn_web
 from devtools.receiver import ForwardTarget
 from devtools.redis_server import RedisServer, free_port
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.support import rabbitmq
 from tests.support.deploy import stop_all
 from tests.support.emulator import emulator_fixture

@@ -10,11 +10,11 @@ from typing import Any
 import requests
 
 from devtools.receiver import ForwardTarget
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.integration.conftest import wait_for
 from tests.support.emulator import emulator_fixture
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 ACCOUNT_B = "AC" + "b0" * 16
 TOKEN_B = "account-b-auth-token-0123456789"

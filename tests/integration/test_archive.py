@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from emulator.media import media_sha256
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
+from emulator.model.media import media_sha256
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import post, resource
 from tests.support.s3 import MotoS3
 from tests.support.twilio import recording_params
 from workers.archive import ArchiveIndex
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.state.outcomes import OutcomeStore
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import requests
 from devtools.processes import BIN, REPO
 from tests.integration.conftest import wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sid, sign
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.state.deadletters import DeadLetterStore
 
 

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from devtools.receiver import ForwardTarget
-from emulator.media import media_sha256
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
+from emulator.model.media import media_sha256
 from tests.integration.conftest import wait_for
 from tests.integration.test_room_ready import (
     idle,
@@ -30,7 +30,7 @@ from tests.integration.test_room_ready import (
 )
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.processes import gunicorn_web
 from devtools.receiver import ForwardTarget
 from devtools.redis_server import free_port
-from emulator.process import EmulatorProcess
-from emulator.simulator import RoomSimulator
+from emulator.client import EmulatorProcess, RoomSimulator
 from tests.integration.conftest import FORWARD_SECRET, Stack, wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sign
 

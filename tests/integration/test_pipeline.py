@@ -12,11 +12,10 @@ from typing import Any
 import requests
 
 from devtools.receiver import ForwardTarget
-from emulator.process import EmulatorProcess
-from emulator.simulator import RoomSimulator
+from emulator.client import EmulatorProcess, RoomSimulator
 from tests.integration.conftest import FORWARD_SECRET, wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign, timestamp
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
 from workers.state.outcomes import OutcomeStore
 

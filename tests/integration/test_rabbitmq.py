@@ -16,8 +16,7 @@ import requests
 from devtools.processes import ManagedProcess, celery_worker, gunicorn_web
 from devtools.receiver import ForwardTarget
 from devtools.redis_server import free_port
-from emulator.process import EmulatorProcess
-from emulator.simulator import RoomSimulator
+from emulator.client import EmulatorProcess, RoomSimulator
 from tests.integration.conftest import FORWARD_SECRET, wait_for
 from tests.support import rabbitmq
 from tests.support.deploy import (
@@ -32,7 +31,7 @@ from tests.support.deploy import (
 from tests.support.deploy_handlers import STARTED
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sign
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
 
 SPOOLED = "X-Roomrec-Spooled"

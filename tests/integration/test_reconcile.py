@@ -14,7 +14,7 @@ from devtools.processes import BIN, ManagedProcess
 from tests.integration.conftest import wait_for
 from tests.support.twilio import AUTH_TOKEN, recording_params, sid, sign
 from workers.delivery.celery_app import make_celery
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.state.keys import RECONCILE_LOCK_KEY
 
 

@@ -16,7 +16,7 @@ from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import completed_recording, post
 from tests.support.twilio import room_params
 from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE, RESTORE_INTERVAL
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.pipeline.retry import BASE_DELAY
 from workers.state.keys import DELAYED_KEY, INFLIGHT_KEY
 

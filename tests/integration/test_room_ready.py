@@ -15,13 +15,12 @@ import pytest
 import requests
 
 from devtools.receiver import ForwardTarget
-from emulator.callbacks import recordings_from_callbacks
-from emulator.process import EmulatorProcess
-from emulator.simulator import RoomSimulator
+from emulator.client import EmulatorProcess, RoomSimulator
+from emulator.client.room_callbacks import recordings_from_callbacks
 from tests.integration.conftest import Stack, wait_for
 from tests.integration.test_pipeline import post, resource
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
 
 pytestmark = pytest.mark.integration

@@ -37,8 +37,9 @@ from tests.support.twilio import AUTH_TOKEN
 from webhooks import create_app
 from webhooks.api.openapi import OPENAPI_PATH, openapi_document
 from webhooks.api.views import api_state
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
 from webhooks.intake.signature import SIGNATURE_HEADER
+from webhooks.intake.state import intake_state
 from webhooks.intake.views import CALLBACK_PATH
 
 pytestmark = pytest.mark.integration
@@ -99,8 +100,8 @@ def live_url(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
     server.shutdown()
     server.server_close()
     thread.join()
-    roomrec(app).relay.stop()
-    roomrec(app).enqueuer.close()
+    intake_state(app).relay.stop()
+    app_state(app).enqueuer.close()
     api_state(app).close()
 
 

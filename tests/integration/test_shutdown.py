@@ -28,7 +28,7 @@ from tests.support.deploy_handlers import STARTED
 from tests.support.queues import task_messages
 from tests.support.twilio import room_params, sign
 from workers.delivery.celery_app import EVENTS_QUEUE
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 
 def accepted(server_port: int, client_port: int) -> bool:

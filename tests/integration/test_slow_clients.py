@@ -326,7 +326,7 @@ import sys
 import gevent
 import redis
 
-from workers.delivery.enqueue import ConnectionPerThread
+from workers.delivery.connections import ConnectionPerThread
 
 pool = redis.ConnectionPool.from_url(sys.argv[1], client_name="roomrec-greenlet-test")
 connections = ConnectionPerThread(pool)

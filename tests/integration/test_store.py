@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from devtools.processes import gunicorn_web
 from devtools.redis_server import free_port
-from emulator.simulator import RoomSimulator, SimulatedRoom
+from emulator.client import RoomSimulator, SimulatedRoom
 from tests.integration.conftest import Stack, wait_for
 from tests.support.databases import BACKENDS, database_url
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.metadata.engine import make_engine
 from workers.metadata.migrate import upgrade
 from workers.metadata.repository import EVENTS, RECORDINGS, ROOMS

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import completed_recording, post
 from tests.unit.workers.helpers import worker_settings

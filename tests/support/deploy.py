@@ -12,7 +12,7 @@ import requests
 from devtools.processes import ManagedProcess
 from tests.support.deploy_handlers import DONE, STARTED
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, room_params, sign
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 RECORD = "tests.support.deploy_handlers:record"
 

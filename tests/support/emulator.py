@@ -19,8 +19,7 @@ from typing import Literal
 
 import pytest
 
-from emulator.control import EmulatorControl
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorControl, EmulatorProcess
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 Scope = Literal["session", "package", "module"]

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
@@ -29,17 +29,11 @@ from schemas.api import (
 )
 from schemas.fields import Sid
 from schemas.settings import WebSettings
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
 from webhooks.errors import WebError
-from workers.state.outcomes import OutcomeStore
-
-if TYPE_CHECKING:  # SQLAlchemy loads only when the API is used: the web stays lean
-    from workers.metadata import Store
-
-log = logging.getLogger(__name__)
+from workers.service import reads
 
 STATE_KEY = "roomrec.api"
-ARCHIVES_KEY = "roomrec:archives"  # hash: RT sid -> JSON, written by the archive handler
 REALM = 'Bearer realm="roomrec"'
 T = TypeVar("T")
 
@@ -98,21 +92,15 @@ class ApiState:
     """The API's collaborators, built on first use: creating the app connects nothing."""
 
     settings: WebSettings
-    store_factory: Callable[[str], Store] | None = None
-    _store: Store | None = None
+    _store: reads.Store | None = None
     _redis: redis.Redis | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> reads.Store:
         with self._lock:
             if self._store is None:
-                factory = self.store_factory
-                if factory is None:
-                    from workers.metadata import Store
-
-                    factory = Store.open
-                self._store = factory(self.settings.database_url)
+                self._store = reads.open_store(self.settings.database_url)
             return self._store
 
     @property
@@ -134,8 +122,8 @@ class ApiState:
 
 
 def init_app(app: Flask) -> None:
-    """Register the API on ``app`` (after the roomrec extension)."""
-    app.extensions[STATE_KEY] = ApiState(roomrec(app).settings)
+    """Register the API on ``app`` (after the app's state)."""
+    app.extensions[STATE_KEY] = ApiState(app_state(app).settings)
     app.register_blueprint(bp)
 
 
@@ -166,16 +154,17 @@ def list_recordings() -> Response:
         raise InvalidFilter(
             f"Invalid filters: {', '.join(sorted(errors))}.", errors=errors
         ) from None
-    from workers.metadata.queries import Position, RecordingFilters
-
-    filters = RecordingFilters(
-        room_sid=loaded["room"], status=loaded["status"], type=loaded["type"],
-        created_after=loaded["date_created_after"], created_before=loaded["date_created_before"],
-    )  # fmt: skip
     cursor: Cursor | None = loaded["cursor"]
-    after = Position(cursor.date_created, cursor.sid) if cursor else None
     state = api_state()
-    page = _available(lambda: state.store.recordings(filters, limit=loaded["limit"], after=after))
+    page = _available(
+        lambda: reads.recordings_page(
+            state.store, limit=loaded["limit"],
+            after=(cursor.date_created, cursor.sid) if cursor else None,
+            room_sid=loaded["room"], status=loaded["status"], type=loaded["type"],
+            created_after=loaded["date_created_after"],
+            created_before=loaded["date_created_before"],
+        )
+    )  # fmt: skip
     next_url = None
     if page.next is not None:
         following = Cursor(page.next.date_created, page.next.sid).encode()
@@ -198,46 +187,31 @@ def get_recording(sid: str) -> Response:
     detail = _available(lambda: state.store.recording(sid))
     if detail is None:
         raise RecordingNotFound(f"No recording {sid} is stored.")
-    outcomes = OutcomeStore(state.redis)
     events = _available(
-        lambda: [_columns(e) | {"outcomes": outcomes.for_event(e.id)} for e in detail.events]
+        lambda: [
+            _columns(e) | {"outcomes": reads.event_outcomes(state.redis, e.id)}
+            for e in detail.events
+        ]
     )
     body = _columns(detail.recording) | {
         "room": detail.room,
         "events": events,
-        "archive": _available(lambda: _archive(state.redis, sid)),
+        "archive": _available(lambda: reads.archive_record(state.redis, sid)),
     }
     return _json(_detail.dump(body))
 
 
 def _available(call: Callable[[], T]) -> T:
     """``call()``, with the store's and Redis's failures answered as 503."""
-    from workers.metadata import SchemaNotReady, StoreUnavailable
-
     try:
         return call()
-    except SchemaNotReady as exc:
+    except reads.SchemaNotReady as exc:
         raise ApiUnavailable("The database is not migrated yet.", reason=str(exc)) from exc
-    except StoreUnavailable as exc:
+    except reads.StoreUnavailable as exc:
         raise ApiUnavailable("The database does not answer.", reason=str(exc)) from exc
     except redis.RedisError as exc:
         reason = f"redis: {type(exc).__name__}"
         raise ApiUnavailable("Redis does not answer.", reason=reason) from exc
-
-
-def _archive(client: redis.Redis, sid: str) -> dict[str, Any] | None:
-    """The archive handler's record of ``sid``, or None: absent, or not a JSON object."""
-    raw = client.hget(ARCHIVES_KEY, sid)
-    if raw is None:
-        return None
-    try:
-        record = json.loads(raw)
-    except (TypeError, ValueError):
-        record = None
-    if not isinstance(record, dict):
-        log.warning("ignoring the unreadable archive record of %s in %s", sid, ARCHIVES_KEY)
-        return None
-    return record
 
 
 def _columns(row: Any) -> dict[str, Any]:

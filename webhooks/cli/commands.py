@@ -21,21 +21,21 @@ import requests
 from flask import Flask
 from flask.cli import with_appcontext
 
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
 from webhooks.cli import deadletters as cli_deadletters
 from webhooks.cli import recordings as cli_recordings
 from webhooks.cli.support import (
+    TIMEOUT,
     CommandFailed,
     emit_json,
     failures,
     parse_when,
     progress,
-    publisher,
-    redis_client,
     worker_settings,
 )
 from webhooks.cli.testcallback import EVENTS, callback_params, new_sid, send, sign
-from workers.observability.redaction import redact
+from workers.service import operations
+from workers.service.observability import redact
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
@@ -80,7 +80,7 @@ def send_test_callback(
 
     A recording event names a recording Twilio does not know unless --room-sid and
     --recording-sid name a real one: the workers then dead-letter it at the fetch."""
-    accounts = roomrec().settings.accounts
+    accounts = app_state().settings.accounts
     account_sid = account_sid or (accounts.main.account_sid if accounts.main else None)
     account = accounts.get(account_sid)
     token = auth_token or (account.auth_token if account else None)
@@ -146,28 +146,19 @@ def reconcile_command(since: str | None, until: str | None, as_json: bool) -> No
     """Process every completed or failed recording created since WHEN whose callback never
     arrived, as if it had. Recordings already processed are skipped. Every configured account
     (TWILIO_ACCOUNT_SID and TWILIO_ACCOUNTS) is listed with its own credentials."""
-    from workers.delivery.enqueue import Enqueuer, same_redis
-    from workers.recovery.reconcile import reconcile_accounts
-    from workers.twilio.client import TwilioClients
-
     settings = worker_settings()
     start = parse_when(since) if since else parse_when(f"{settings.reconcile_window}s")
     end = parse_when(until) if until else None
     if end is not None and end <= start:
         raise click.BadParameter("must be later than --since", param_hint="--until")
-    ttl = roomrec().settings.dedup_ttl
+    ttl = app_state().settings.dedup_ttl
     if (parse_when("0s") - start).total_seconds() > ttl:
         click.echo(f"warning: recordings processed more than DEDUP_TTL ({ttl} s) ago are no "
                    "longer remembered and will be processed again", err=True)  # fmt: skip
-    client, celery = redis_client(settings.redis_url), publisher(settings.broker_url)
-    atomic = same_redis(settings.broker_url, settings.redis_url)
-    enqueuer = Enqueuer(celery, client, dedup_ttl=ttl, atomic=atomic)
-    try:
-        with failures(), progress("Reconciling") as advance:
-            summary = reconcile_accounts(TwilioClients(settings), enqueuer, start, end, advance)
-    finally:
-        celery.close()
-        client.close()
+    with failures(), progress("Reconciling") as advance:
+        summary = operations.reconcile(
+            settings, start, end, dedup_ttl=ttl, timeout=TIMEOUT, progress=advance
+        )
     failed = "; ".join(f"account {sid}: {error}" for sid, error in summary.failed.items())
     if as_json:
         emit_json(summary.to_json())

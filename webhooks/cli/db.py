@@ -7,7 +7,9 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
+from webhooks.cli.support import failures
+from workers.service import operations
 
 db = AppGroup("db", help="The store's database (DATABASE_URL).")
 
@@ -16,41 +18,22 @@ db = AppGroup("db", help="The store's database (DATABASE_URL).")
 @click.option("--revision", default="head", show_default=True, help="Alembic revision.")
 def upgrade_command(revision: str) -> None:
     """Apply the migrations (Alembic) up to REVISION."""
-    # SQLAlchemy and Alembic load here, not in every web process that imports the CLI.
-    from workers.metadata.engine import make_engine, shown
-    from workers.metadata.errors import StoreRefused, StoreUnavailable
-    from workers.metadata.migrate import current_revision, upgrade
-
-    engine = make_engine(roomrec().settings.database_url)
-    try:
-        before = current_revision(engine)
-        upgrade(engine, revision)
-        after = current_revision(engine)
-    except (StoreUnavailable, StoreRefused) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
-    where = shown(engine.url)
-    if before == after:
-        click.echo(f"{where}: already at {after}")
+    with failures():
+        done = operations.upgrade_database(app_state().settings.database_url, revision)
+    if done.before == done.after:
+        click.echo(f"{done.database}: already at {done.after}")
     else:
-        click.echo(f"{where}: upgraded from {before or 'an empty database'} to {after}")
+        click.echo(
+            f"{done.database}: upgraded from {done.before or 'an empty database'} to {done.after}"
+        )
 
 
 @db.command("current")
 def current_command() -> None:
     """Show the database's revision and the one this code needs."""
-    from workers.metadata.engine import make_engine, shown
-    from workers.metadata.errors import StoreUnavailable
-    from workers.metadata.migrate import current_revision, head_revision
-
-    engine = make_engine(roomrec().settings.database_url)
-    try:
-        current = current_revision(engine)
-    except StoreUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
-    head = head_revision()
-    state = "up to date" if current == head else "needs `flask --app webhooks db upgrade`"
-    click.echo(f"{shown(engine.url)}: at {current or 'no revision'}, code needs {head} ({state})")
+    with failures():
+        found = operations.database_revision(app_state().settings.database_url)
+    state = "up to date" if found.up_to_date else "needs `flask --app webhooks db upgrade`"
+    click.echo(
+        f"{found.database}: at {found.current or 'no revision'}, code needs {found.head} ({state})"
+    )

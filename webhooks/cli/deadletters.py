@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 import click
+import redis
 from flask.cli import AppGroup
 
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
 from webhooks.cli.support import (
-    CommandFailed,
     emit_json,
     failures,
     progress,
@@ -23,26 +23,14 @@ from webhooks.cli.support import (
     redis_client,
     worker_settings,
 )
-from workers.state.deadletters import DeadLetterStore
+from workers.service import operations
 
 group = AppGroup("dead-letters", help="Events a handler or the fetch gave up on.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
-def _store() -> DeadLetterStore:
-    return DeadLetterStore(redis_client(roomrec().settings.redis_url))
-
-
-def _one(store: DeadLetterStore, text: str) -> dict[str, Any]:
-    found = store.find(text)
-    if not found:
-        raise CommandFailed(f"no dead letter {text!r}")
-    if len(found) > 1:
-        raise CommandFailed(f"{text!r} names {len(found)} dead letters: " + ", ".join(found))
-    entry = store.get(found[0])
-    if entry is None:  # removed in between
-        raise CommandFailed(f"no dead letter {text!r}")
-    return entry
+def _client() -> redis.Redis:
+    return redis_client(app_state().settings.redis_url)
 
 
 def _summary(entry: dict[str, Any]) -> str:
@@ -58,7 +46,7 @@ def _summary(entry: dict[str, Any]) -> str:
 def list_command(as_json: bool) -> None:
     """List the dead letters, oldest failure first."""
     with failures():
-        entries = _store().list()
+        entries = operations.dead_letters(_client())
     if as_json:
         emit_json(entries)
         return
@@ -73,7 +61,7 @@ def list_command(as_json: bool) -> None:
 def show_command(entry_id: str, as_json: bool) -> None:
     """Show one dead letter, with the event it holds."""
     with failures():
-        entry = _one(_store(), entry_id)
+        entry = operations.dead_letter(_client(), entry_id)
     if as_json:
         emit_json(entry)
         return
@@ -91,47 +79,38 @@ def replay_command(entry_id: str | None, replay_all: bool, as_json: bool) -> Non
     """Queue dead letters again: only the stage that failed runs again (one handler, one
     target, or the fetch). An entry is removed once its task is queued; replaying twice has
     one effect."""
-    from workers.recovery.replay import DeadLetterReplayer, configured_targets
-    from workers.recovery.synthetic import NotReplayable
-
     if bool(entry_id) == replay_all:
         raise click.UsageError("Give one ID or --all.")
     settings = worker_settings()
     client = redis_client(settings.redis_url)
-    store = DeadLetterStore(client)
     celery = publisher(settings.broker_url)
-    replayed: list[dict[str, str]] = []
-    failed: list[dict[str, str]] = []
     try:
         with failures():
-            entries = store.list() if replay_all else [_one(store, entry_id or "")]
-            named = {e["stage"].removeprefix("handler:") for e in entries}
-            targets = configured_targets(settings, client, only=named)
-            replayer = DeadLetterReplayer(store, celery, targets)
+            if replay_all:
+                entries = operations.dead_letters(client)
+            else:
+                entries = [operations.dead_letter(client, entry_id or "")]
             with progress("Replaying", len(entries), enabled=replay_all) as advance:
-                for entry in entries:
-                    try:
-                        replayed.append(replayer.replay(entry).to_json())
-                    except NotReplayable as exc:  # reported; the other entries still run
-                        failed.append({"id": entry["id"], "error": str(exc)})
-                    advance(1)
+                done = operations.replay_dead_letters(settings, client, celery, entries, advance)
     finally:
         celery.close()
         client.close()
-    _report(replayed, failed, as_json)
+    _report(done, as_json)
 
 
-def _report(replayed: list[dict[str, str]], failed: list[dict[str, str]], as_json: bool) -> None:
+def _report(done: operations.Replayed, as_json: bool) -> None:
     if as_json:
-        emit_json({"replayed": replayed, "failed": failed})
+        emit_json({"replayed": done.replayed, "failed": done.failed})
     else:
-        if not replayed and not failed:
+        if not done.replayed and not done.failed:
             click.echo("No dead letters.")
-        for done in replayed:
-            click.echo(f"replayed {done['id']}: queued {done['task']} ({done['task_id']})")
-        for problem in failed:
+        for replayed in done.replayed:
+            click.echo(
+                f"replayed {replayed['id']}: queued {replayed['task']} ({replayed['task_id']})"
+            )
+        for problem in done.failed:
             click.echo(f"not replayed {problem['id']}: {problem['error']}", err=True)
-    if failed:
+    if done.failed:
         click.get_current_context().exit(1)
 
 
@@ -145,12 +124,12 @@ def purge_command(entry_id: str | None, purge_all: bool, yes: bool, as_json: boo
     if bool(entry_id) == purge_all:
         raise click.UsageError("Give one ID or --all.")
     with failures():
-        store = _store()
-        target = None if purge_all else _one(store, entry_id or "")["id"]
+        client = _client()
+        target = None if purge_all else operations.dead_letter(client, entry_id or "")["id"]
         what = "every dead letter" if target is None else f"dead letter {target}"
         if not yes:
             click.confirm(f"Delete {what}?", abort=True, err=True)
-        count = store.purge() if target is None else int(store.remove(target))
+        count = operations.purge_dead_letters(client, target)
     if as_json:
         emit_json({"purged": count})
     else:

@@ -22,6 +22,7 @@ from celery import Celery
 
 from schemas.settings import ConfigurationError, WorkerSettings, WorkerSettingsSchema, load_settings
 from workers.errors import BrokerUnavailable, PermanentError, TransientError
+from workers.service import operations
 
 EXIT_CONFIGURATION = 2
 TIMEOUT = 10.0  # seconds for each Redis or broker call of a command
@@ -57,9 +58,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def publisher(broker_url: str) -> Celery:
     """A Celery app that only publishes, failing within about :data:`TIMEOUT` seconds."""
-    from workers.delivery.celery_app import make_celery
-
-    return make_celery(broker_url, publish_timeout=TIMEOUT)
+    return operations.publisher(broker_url, timeout=TIMEOUT)
 
 
 @contextmanager

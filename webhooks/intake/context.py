@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from flask import g
 
 from schemas import CALLBACK_SCHEMAS
-from workers.observability.logs import bind
+from workers.service.observability import bind
 
 UNKNOWN = "unknown"
 _SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")

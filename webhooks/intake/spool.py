@@ -19,8 +19,7 @@ from pathlib import Path
 from schemas import EventMessage, EventMessageSchema
 from schemas.settings import DEFAULT_SPOOL_MAX_EVENTS
 from webhooks.errors import QueueUnavailable, SpoolFull
-from workers.errors import BrokerUnavailable
-from workers.metadata.sqlite import enable_wal
+from workers.service.intake import BrokerUnavailable, enable_wal
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,8 @@ _UNIQUE_INDEX = "spool_id_unique"
 def _set_up(connection: sqlite3.Connection) -> None:
     """WAL mode (kept in the file once set), fsync on commit, the tables. gunicorn's workers
     open a new spool at the same moment: the journal mode is switched with retries
-    (:func:`workers.metadata.sqlite.enable_wal`), and the tables' transaction waits for the others'
-    for up to ``SETUP_TIMEOUT`` rather than an append's ``BUSY_TIMEOUT``."""
+    (:func:`workers.service.intake.enable_wal`), and the tables' transaction waits for the
+    others' for up to ``SETUP_TIMEOUT`` rather than an append's ``BUSY_TIMEOUT``."""
     enable_wal(connection, timeout=SETUP_TIMEOUT)
     connection.execute("PRAGMA synchronous=FULL")
     if not _is_current(connection):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Flask, Request, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from schemas import RECORDING_EVENTS, EventMessage
-from webhooks.app_state import Roomrec, roomrec
+from webhooks.app_state import app_state
 from webhooks.errors import UnknownAccount, UnsupportedContentType
 from webhooks.intake.access import check_basic_auth, check_host
 from webhooks.intake.context import note_callback
@@ -30,8 +31,9 @@ from webhooks.intake.signature import (
     check_signature,
     with_userinfo,
 )
-from workers.delivery.enqueue import event_id
-from workers.errors import BrokerUnavailable
+from webhooks.intake.spool import Relay, Spool
+from webhooks.intake.state import INTAKE_STATE_KEY, IntakeState, intake_state
+from workers.service.intake import BrokerUnavailable, event_id
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,26 @@ SPOOLED_HEADER = "X-Roomrec-Spooled"
 bp = Blueprint("callbacks", __name__)
 
 
+def init_app(app: Flask) -> None:
+    """Register the callback endpoint on ``app`` (after the app's state), with the local spool
+    at ``SPOOL_PATH``: opened now, so a path that cannot be opened fails at start-up; what a
+    previous run left in it is relayed as soon as the queue answers."""
+    shared = app_state(app)
+    settings = shared.settings
+    spool = Spool(Path(settings.spool_path), max_events=settings.spool_max_events)
+    relay = Relay(spool, shared.enqueuer.enqueue)
+    if spool.pending():
+        relay.ensure_running()
+    app.extensions[INTAKE_STATE_KEY] = IntakeState(
+        settings=settings, enqueuer=shared.enqueuer, spool=spool, relay=relay
+    )
+    app.register_blueprint(bp)
+
+
 @bp.route(CALLBACK_PATH, methods=["GET", "POST"])
 def room_event() -> Response:
     """One room status callback: POST (form body) or GET (query string)."""
-    state = roomrec()
+    state = intake_state()
     _check_access(state)
     query = decode_query(request.query_string)
     if request.method == "POST":
@@ -99,7 +117,7 @@ def room_event() -> Response:
     return response
 
 
-def _check_access(state: Roomrec) -> None:
+def _check_access(state: IntakeState) -> None:
     """The request's Host (when ``ALLOWED_HOSTS`` is set) and its Basic credentials (when
     ``TWILIO_WEBHOOK_BASIC_AUTH`` is)."""
     if state.settings.allowed_hosts:
@@ -113,7 +131,7 @@ def _check_access(state: Roomrec) -> None:
 
 
 def _check_signature(
-    state: Roomrec, query: str, signed: list[tuple[str, str]], received: list[tuple[str, str]]
+    state: IntakeState, query: str, signed: list[tuple[str, str]], received: list[tuple[str, str]]
 ) -> None:
     """The signature, with the tokens of the callback's ``AccountSid`` or the SharedKey its
     ``X-Twilio-Webhooks-Signature-Settings`` names."""

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO
 
 from workers.archive import Stored
-from workers.archive.errors import SizeMismatch, from_os_error
+from workers.archive.errors import SizeMismatch
+from workers.errors import translate
 
 READ_BLOCK = 1024 * 1024
 WRITE_BACK_EVERY = 32 * 1024 * 1024
@@ -102,7 +103,7 @@ class FileStorage:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise from_os_error(exc, f"stat of {key}") from exc
+            raise translate(exc, f"stat of {key}") from exc
 
     def staged(self, key: str) -> int:
         try:
@@ -110,13 +111,13 @@ class FileStorage:
         except FileNotFoundError:
             return 0
         except OSError as exc:
-            raise from_os_error(exc, f"stat of {key}.part") from exc
+            raise translate(exc, f"stat of {key}.part") from exc
 
     def discard(self, key: str) -> None:
         try:
             self._part(key).unlink(missing_ok=True)
         except OSError as exc:
-            raise from_os_error(exc, f"removal of {key}.part") from exc
+            raise translate(exc, f"removal of {key}.part") from exc
 
     def write(self, key: str, chunks: Iterable[bytes], *, start: int, size: int) -> Stored:
         final, part = self._path(key), self._part(key)
@@ -130,7 +131,7 @@ class FileStorage:
             _fsync_directory(final.parent)
             stored = final.stat().st_size
         except OSError as exc:
-            raise from_os_error(exc, f"archive write of {key}") from exc
+            raise translate(exc, f"archive write of {key}") from exc
         if stored != size:  # only another writer could cause this; never keep it
             final.unlink(missing_ok=True)
             raise SizeMismatch(f"{key}: {stored} bytes on disk, the recording has {size}")
@@ -184,5 +185,5 @@ class FileStorage:
                 temporary.unlink(missing_ok=True)
             _fsync_directory(final.parent)
         except OSError as exc:
-            raise from_os_error(exc, f"archive write of {key}") from exc
+            raise translate(exc, f"archive write of {key}") from exc
         return Stored(final.as_uri(), len(data), hashlib.sha256(data).hexdigest())

@@ -52,6 +52,17 @@ class ArchiveIndex:
         raw = self.redis.hget(ARCHIVES_KEY, recording_sid)
         return None if raw is None else ArchiveRecord.from_json(json.loads(raw))
 
+    def stored(self, recording_sid: str) -> dict[str, Any] | None:
+        """The record of ``recording_sid`` as stored, every field as written (the read API
+        shows it so); None when there is none. ValueError when it is not a JSON object."""
+        raw = self.redis.hget(ARCHIVES_KEY, recording_sid)
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        if not isinstance(record, dict):
+            raise ValueError(f"the archive record of {recording_sid} is not a JSON object")
+        return record
+
     def put(self, record: ArchiveRecord) -> bool:
         """Store ``record``; True when the recording was not indexed before (then counted)."""
         body = json.dumps(record.to_json(), separators=(",", ":"))

@@ -1,11 +1,10 @@
-"""One archive at a time per recording: a Redis lock with an expiry, released only by the
-task that holds it. Staged bytes are resumed in place, so two tasks must never write the same
-recording at once (a redelivered task, a duplicate event)."""
+"""One archive at a time per recording: redis-py's :class:`redis.lock.Lock` with an expiry,
+released only by the task that holds it (its token). Staged bytes are resumed in place, so two
+tasks must never write the same recording at once (a redelivered task, a duplicate event)."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,25 +15,17 @@ from workers.state.keys import ARCHIVE_LOCK_KEY
 
 log = logging.getLogger(__name__)
 
-# Delete the key only if it still holds our token: an expired lock taken over by another
-# task must not be released by the first.
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
 
 class RecordingLock:
     def __init__(self, client: redis.Redis, *, ttl: int) -> None:
         self.redis = client
         self.ttl = ttl
-        self._release = client.register_script(_RELEASE)
 
     @contextmanager
     def hold(self, recording_sid: str) -> Iterator[None]:
         key = ARCHIVE_LOCK_KEY.format(recording_sid)
-        token = uuid.uuid4().hex
-        if not self.redis.set(key, token, nx=True, ex=self.ttl):
+        lock = self.redis.lock(key, timeout=self.ttl, blocking=False)
+        if not lock.acquire():
             remaining = self.redis.ttl(key)
             wait = float(remaining) if isinstance(remaining, int) and remaining > 0 else None
             raise ArchiveBusy(
@@ -44,6 +35,8 @@ class RecordingLock:
             yield
         finally:
             try:
-                self._release(keys=[key], args=[token])
+                lock.release()  # only while it still holds our token: an expired lock taken
+            except redis.exceptions.LockError:  # over by another task stays theirs
+                log.warning("archive lock of %s expired before it was released", recording_sid)
             except redis.RedisError as exc:  # it expires anyway
                 log.warning("archive lock of %s not released: %s", recording_sid, exc)

@@ -30,10 +30,9 @@ from urllib.parse import urljoin
 import requests
 
 from workers.archive.errors import ArchivePaused, SizeMismatch
-from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.errors import PermanentError, TransientError, for_status, translate
 from workers.outbound.http import GuardedSession
 from workers.outbound.policy import DestinationRefused
-from workers.twilio.client import retry_after_seconds
 
 if TYPE_CHECKING:
     from workers.archive import Storage, Stored
@@ -145,10 +144,8 @@ def _get(
     except DestinationRefused as exc:
         where = "the signed URL" if hop == 0 else f"redirect {hop}"
         raise PermanentError(f"{what}: {where} refused: {exc}") from None
-    except requests.Timeout:
-        raise TransientError(f"{what} timed out") from None
-    except requests.RequestException as exc:
-        raise TransientError(f"{what} failed: {type(exc).__name__}") from None
+    except requests.RequestException as exc:  # not chained: its text quotes the signed URL
+        raise translate(exc, what) from None
 
 
 def _check(response: requests.Response, *, start: int, size: int, what: str) -> int:
@@ -170,13 +167,8 @@ def _check(response: requests.Response, *, start: int, size: int, what: str) -> 
     detail = f"{what} answered {status}"
     if status == 416:
         raise SizeMismatch(f"{detail}: fewer bytes than the {start} already staged")
-    if status == 404:
-        raise NotFoundYet(detail)
-    if status == 403:
-        raise TransientError(f"{detail}: the signed URL expired or was refused")
-    if status in (408, 425, 429) or status >= 500:
-        raise TransientError(detail, retry_after=retry_after_seconds(response.headers))
-    raise PermanentError(detail)
+    # 404: still processing; 403: the signature expired (the next attempt gets a new URL).
+    raise for_status(status, detail, headers=response.headers, lag=True, signed=True)
 
 
 def download(

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from workers.archive import Stored
-from workers.archive.errors import SizeMismatch, from_boto
+from workers.archive.errors import SizeMismatch
+from workers.errors import translate
 
 if TYPE_CHECKING:
     from schemas.settings import WorkerSettings
@@ -71,7 +72,7 @@ def _boto_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (BotoCoreError, ClientError) as exc:
-        raise from_boto(exc, what) from exc
+        raise translate(exc, what) from exc
 
 
 class S3Storage:
@@ -97,9 +98,9 @@ class S3Storage:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404:
                 return None
-            raise from_boto(exc, f"head of {name}") from exc
+            raise translate(exc, f"head of {name}") from exc
         except BotoCoreError as exc:
-            raise from_boto(exc, f"head of {name}") from exc
+            raise translate(exc, f"head of {name}") from exc
         return int(head["ContentLength"])
 
     def staged(self, key: str) -> int:

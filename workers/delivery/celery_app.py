@@ -7,18 +7,29 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Queue
 
+from schemas.settings import WorkerSettings
+
 EVENTS_QUEUE = "roomrec.events"
 HANDLERS_QUEUE = "roomrec.handlers"
+QUEUES = (EVENTS_QUEUE, HANDLERS_QUEUE)
 PROCESS_EVENT_TASK = "roomrec.process_event"
 RUN_HANDLER_TASK = "roomrec.run_handler"
 RECONCILE_TASK = "roomrec.reconcile"  # on the default (events) queue
 ROOM_RECORDINGS_TASK = "roomrec.room_recordings"
 COMPOSE_TASK = "roomrec.compose_room"
 FETCH_STAGE = "fetch"  # the stage of a dead letter whose process_event gave up
+# Where each task's messages go; every other task goes to the events queue (the default).
+TASK_QUEUES = {PROCESS_EVENT_TASK: EVENTS_QUEUE, RUN_HANDLER_TASK: HANDLERS_QUEUE}
+DEFAULT_VISIBILITY_TIMEOUT = 90
 
 # How often kombu looks for messages whose worker vanished (with throttle 1, every sweep
 # scans): a lost worker's tasks are back in the queue within visibility timeout + this.
 RESTORE_INTERVAL = 10
+
+
+def queue_of(task_name: str) -> str:
+    """The queue ``task_name``'s messages are published to."""
+    return TASK_QUEUES.get(task_name, EVENTS_QUEUE)
 
 
 def task_time_limit(visibility_timeout: int) -> int:
@@ -49,7 +60,7 @@ def amqp_transport_options(publish_timeout: float | None) -> dict[str, Any]:
 def make_celery(
     broker_url: str,
     *,
-    visibility_timeout: int = 90,
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
     publish_timeout: float | None = None,
 ) -> Celery:
     """Build the Celery app. ``publish_timeout`` is for processes that only publish (the web):
@@ -86,10 +97,7 @@ def make_celery(
         broker_transport_options=transport_options,
         task_queues=(Queue(EVENTS_QUEUE), Queue(HANDLERS_QUEUE)),
         task_default_queue=EVENTS_QUEUE,
-        task_routes={
-            PROCESS_EVENT_TASK: {"queue": EVENTS_QUEUE},
-            RUN_HANDLER_TASK: {"queue": HANDLERS_QUEUE},
-        },
+        task_routes={task: {"queue": queue} for task, queue in TASK_QUEUES.items()},
         task_time_limit=task_time_limit(visibility_timeout),
         task_soft_time_limit=task_time_limit(visibility_timeout) - 5,
         worker_hijack_root_logger=False,
@@ -103,6 +111,12 @@ def make_celery(
             task_publish_retry=False,
         )
     return app
+
+
+def settings_of(app: Celery) -> WorkerSettings:
+    """The worker settings :func:`workers.create_worker_app` put on ``app``."""
+    settings: WorkerSettings = app.conf["roomrec_settings"]
+    return settings
 
 
 @signals.worker_ready.connect(weak=False, dispatch_uid="roomrec.redis_policy")

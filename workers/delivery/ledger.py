@@ -7,11 +7,13 @@ an unexpected exception (Redis gone in the middle of it, say) removes it for goo
 the message is then nowhere: not queued, not unacknowledged, not delayed, and no visibility
 timeout brings it back. The ledger closes those holes:
 
-- Whoever publishes a ``process_event`` or ``run_handler`` message (the web's atomic enqueue,
-  a scheduled retry, a handler deferred to a task of its own) records it here in the same Lua
+- Whoever publishes a task message through the
+  :class:`workers.delivery.redis_broker.RedisBroker` (the web's atomic enqueue, a scheduled
+  retry, a handler deferred to a task of its own, a replay) records it here in the same Lua
   script: task id -> message, and the task id in a sorted set by when it is due.
-- A task removes its entry (:meth:`InFlight.done`) when its attempt ended as intended: done,
-  dead-lettered, or replaced by the next attempt's message (which overwrote the entry).
+- A task removes its entry (:meth:`InFlight.done`, through the broker's ``attempt_ended``)
+  when its attempt ended as intended: done, dead-lettered, or replaced by the next attempt's
+  message (which overwrote the entry).
 - Every worker's pump calls :meth:`InFlight.sweep`. An entry overdue by ``grace`` seconds is
   looked for where a message can be: the ``unacked`` hash (reserved or running), the delayed
   set, its queue. Found, it is looked at again ``grace`` seconds later (later still the further
@@ -101,6 +103,13 @@ for _, task_id in ipairs(due) do
 end
 return {republished, gave_up}
 """
+
+
+def grace_for(visibility_timeout: float) -> float:
+    """How long past due a task message may be unaccounted for before it counts as lost. It
+    only has to cover the moments a message is in nobody's hands (between kombu's BRPOP and
+    its ``unacked`` write), so a third of the visibility timeout is plenty."""
+    return max(5.0, visibility_timeout / 3)
 
 
 class InFlight:

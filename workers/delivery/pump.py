@@ -1,5 +1,6 @@
 """A worker bootstep that publishes delayed retries when they fall due, and task messages the
-broker lost (:mod:`workers.delivery.ledger`).
+broker lost (:mod:`workers.delivery.ledger`), for a broker that has them
+(:attr:`workers.delivery.broker.Broker.needs_pump`).
 
 Runs as a thread in each worker's main process. Every worker pumps; the move from the sorted
 set to the queue is one Lua script, and so is each sweep of the in-flight ledger, so each
@@ -16,11 +17,9 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from workers.delivery.enqueue import same_redis
-from workers.delivery.ledger import InFlight
-from workers.delivery.redis_broker import DelayedQueue
-from workers.runtime.context import QUEUES, inflight_grace, settings_of
-from workers.state.deadletters import DeadLetterStore
+from workers.delivery.broker import Broker
+from workers.delivery.celery_app import settings_of
+from workers.delivery.choice import open_broker
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +35,30 @@ class DelayedRetryPump(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         settings = settings_of(parent.app)
-        if not same_redis(settings.broker_url, settings.redis_url):
-            return  # another broker: retries use Celery's countdown instead
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
         )
-        delayed = DelayedQueue(client, QUEUES)
-        inflight = InFlight(client, QUEUES, grace=inflight_grace(settings))
-        self.thread = threading.Thread(
-            target=self.run, args=(delayed, inflight, DeadLetterStore(client)),
-            name="roomrec-delayed-retries", daemon=True,
+        broker = open_broker(
+            parent.app, client, broker_url=settings.broker_url, redis_url=settings.redis_url,
+            dedup_ttl=settings.dedup_ttl, visibility_timeout=settings.visibility_timeout,
         )  # fmt: skip
+        if not broker.needs_pump:
+            broker.close()  # never connected: retries use Celery's countdown instead
+            return
+        self.thread = threading.Thread(
+            target=self.run, args=(broker,), name="roomrec-delayed-retries", daemon=True
+        )
         self.thread.start()
 
-    def run(self, delayed: DelayedQueue, inflight: InFlight, dead_letters: DeadLetterStore) -> None:
+    def run(self, broker: Broker) -> None:
         failing = False
         rounds = 0
         while not self.stopping.wait(PUMP_INTERVAL):
             rounds += 1
             try:
-                moved = delayed.move_due()
+                moved = broker.move_due()
                 if rounds % SWEEP_EVERY == 0:
-                    inflight.sweep(dead_letters)
+                    broker.sweep()
             except redis.RedisError as exc:
                 if not failing:
                     log.warning("delayed retries paused, Redis unavailable: %s", exc)

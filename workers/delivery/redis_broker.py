@@ -1,108 +1,44 @@
-"""Publishing Celery task messages straight into Redis, atomically with what goes with them.
+"""The broker when it is the very Redis database of ``REDIS_URL`` (the default): every task
+message is pushed by a Lua script (:mod:`workers.delivery.messages` builds it) in the same step
+as what goes with it:
 
-Celery's own publish path (``send_task``) costs about 0.5–0.7 ms of CPU per message on Redis,
-most of it in kombu's per-publish connection handling, and it cannot be combined with other
-Redis writes. Here the message is built by Celery itself (``app.amqp.create_task_message``),
-serialised as kombu's Redis transport does, and pushed by a Lua script in the same step as:
-
-- the de-duplication marks of an accepted callback (:class:`AtomicEnqueue`): an event is never
-  marked seen without being queued, nor queued twice;
-- a delayed retry (:class:`DelayedQueue`): kept in a sorted set until due, then moved to its
-  queue by any worker's pump, instead of being parked unacknowledged in a worker as Celery's
-  ``countdown`` does (which counts against the visibility timeout and duplicates on expiry).
-
-Each of these also records the message in the in-flight ledger (:mod:`workers.delivery.ledger`) in
-the same script, so a message the broker loses in transit is found and published again.
-
-Workers consume these messages like any other: they are ordinary Celery protocol 2 messages.
-Only valid when the broker is the same Redis database as ``REDIS_URL``.
+- the de-duplication marks of an accepted callback (:meth:`RedisBroker.enqueue`): an event is
+  never marked seen without being queued, nor queued twice;
+- a delayed retry (:meth:`RedisBroker.schedule`): kept in a sorted set until due, then moved to
+  its queue by any worker's pump (:meth:`RedisBroker.move_due`), instead of being parked
+  unacknowledged in a worker as Celery's ``countdown`` does (which counts against the
+  visibility timeout and duplicates on expiry);
+- and always its entry in the in-flight ledger (:mod:`workers.delivery.ledger`), so a message
+  the broker loses in transit is found and published again (:meth:`RedisBroker.sweep`).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 import time
-import uuid
 from typing import Any
 
 import redis
 from celery import Celery
-from kombu.utils.json import dumps as kombu_dumps
 
+from schemas import EventMessage
+from schemas.settings import DEFAULT_DEDUP_TTL
+from workers.delivery.broker import Broker
+from workers.delivery.celery_app import (
+    DEFAULT_VISIBILITY_TIMEOUT,
+    EVENTS_QUEUE,
+    PROCESS_EVENT_TASK,
+    QUEUES,
+)
+from workers.delivery.connections import ConnectionPerThread
+from workers.delivery.dedup import dedup_keys
+from workers.delivery.ledger import InFlight, grace_for
+from workers.delivery.messages import MessageTemplate, build_message
+from workers.errors import BrokerUnavailable
+from workers.state.deadletters import DeadLetterStore
 from workers.state.keys import DELAYED_KEY, INFLIGHT_DUE_KEY, INFLIGHT_KEY
 
-
-def build_message(
-    app: Celery, task_name: str, args: list[Any], *, task_id: str, queue: str, retries: int = 0
-) -> str:
-    """The JSON string kombu's Redis transport would LPUSH for ``app.send_task(...)``."""
-    headers, properties, body, _ = app.amqp.create_task_message(
-        task_id, task_name, args, {}, retries=retries, argsrepr=task_id, kwargsrepr="{}"
-    )
-    envelope = {
-        "body": base64.b64encode(kombu_dumps(body).encode()).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
-        "properties": {
-            **properties,
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    }
-    return json.dumps(envelope, separators=(",", ":"))
-
-
-class MessageTemplate:
-    """:func:`build_message` for one task and queue, built by Celery once and then only filled.
-
-    The messages the web publishes differ only in their task id, arguments and delivery tag, but
-    Celery's builder assembles every header again each time (about 60 µs a callback). Here it
-    runs once, with placeholders, and the serialised envelope is cut around them; a message is
-    those pieces joined with its own JSON-encoded values. Like :func:`build_message`, it links no
-    message to a parent task (each is its own root), wherever it is called from.
-    """
-
-    _PLACEHOLDER = re.compile(r'"(roomrec-template-(?:id|body|tag))"')
-
-    def __init__(self, app: Celery, task_name: str, *, queue: str) -> None:
-        self.app = app
-        self.task_name = task_name
-        self.queue = queue
-        self._pieces: list[str] = []  # built on first use: the ``origin`` header names the pid
-
-    def _build(self) -> None:
-        text = build_message(
-            self.app, self.task_name, [], task_id="roomrec-template-id", queue=self.queue
-        )
-        envelope = json.loads(text)
-        _, _, embed = json.loads(base64.b64decode(envelope["body"]))
-        self._embed = kombu_dumps(embed)
-        envelope["body"] = "roomrec-template-body"
-        envelope["properties"]["delivery_tag"] = "roomrec-template-tag"
-        # literal, placeholder name, literal, placeholder name, ..., literal
-        self._pieces = self._PLACEHOLDER.split(json.dumps(envelope, separators=(",", ":")))
-
-    def render(self, args: list[Any], *, task_id: str) -> str:
-        """What ``build_message(app, task_name, args, task_id=task_id, queue=queue)`` gives,
-        but for the delivery tag (a new one each time there too)."""
-        if not self._pieces:
-            self._build()
-        body = f"[{kombu_dumps(args)}, {{}}, {self._embed}]"  # kombu's dumps of the tuple
-        values = {
-            "roomrec-template-id": json.dumps(task_id),
-            "roomrec-template-body": '"' + base64.b64encode(body.encode()).decode() + '"',
-            "roomrec-template-tag": '"' + str(uuid.uuid4()) + '"',
-        }
-        pieces = self._pieces
-        return "".join(values[piece] if index % 2 else piece for index, piece in enumerate(pieces))
-
-
+# LPUSH a message unless any of its de-duplication keys exists; set them all with it, and
+# record it in the in-flight ledger.
 _ENQUEUE_ONCE = """
 for i = 4, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
@@ -116,30 +52,6 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 return 1
 """
 
-
-class AtomicEnqueue:
-    """LPUSH a message unless any of its de-duplication keys exists; set them all with it, and
-    record it in the in-flight ledger."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.script = client.register_script(_ENQUEUE_ONCE)
-
-    def __call__(
-        self,
-        queue: str,
-        message: str,
-        dedup_keys: list[str],
-        ttl: int,
-        *,
-        task_id: str,
-        client: redis.Redis | None = None,
-    ) -> bool:
-        """``client``: another client of the same Redis to run the script on."""
-        keys = [queue, INFLIGHT_KEY, INFLIGHT_DUE_KEY, *dedup_keys]
-        args: list[str | int | float] = [ttl, message, task_id, time.time()]
-        return bool(self.script(keys=keys, args=args, client=client))
-
-
 _PUBLISH = """
 if tonumber(ARGV[3]) > tonumber(ARGV[4]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -150,7 +62,6 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])  -- the in-flight ledger
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 return 1
 """
-
 
 _MOVE_DUE = """
 local moved = 0
@@ -166,29 +77,73 @@ return moved
 """
 
 
-class DelayedQueue:
-    """Messages waiting in Redis until due; :meth:`move_due` publishes them, exactly once even
-    with many workers pumping (the move is one Lua script)."""
+class RedisBroker(Broker):
+    """:class:`Broker` on the Redis of ``REDIS_URL``: one Lua script per publish, delayed
+    retries in Redis, the in-flight ledger. ``visibility_timeout`` (the worker's) sets how long
+    a ledger entry may be overdue before it counts as lost (:func:`ledger.grace_for`)."""
 
-    def __init__(self, client: redis.Redis, queues: tuple[str, ...]) -> None:
-        self.redis = client
-        self.queues = queues
-        self.mover = client.register_script(_MOVE_DUE)
-        self.publisher = client.register_script(_PUBLISH)
+    needs_pump = True
 
-    def add(self, queue: str, message: str, delay: float, *, task_id: str) -> None:
-        """Publish ``message`` (task ``task_id``) to ``queue`` after ``delay`` seconds, at once
-        when ``delay`` is 0; either way recorded in the in-flight ledger."""
+    def __init__(
+        self, celery: Celery, client: redis.Redis, *, dedup_ttl: int = DEFAULT_DEDUP_TTL,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+    ) -> None:  # fmt: skip
+        super().__init__(celery, client, dedup_ttl=dedup_ttl)
+        self.connections = ConnectionPerThread(client.connection_pool)  # the web's enqueues
+        self.template = MessageTemplate(celery, PROCESS_EVENT_TASK, queue=EVENTS_QUEUE)
+        self.ledger = InFlight(client, QUEUES, grace=grace_for(visibility_timeout))
+        self.dead_letters = DeadLetterStore(client)  # where the sweep puts what it gave up on
+        self._enqueue_once = client.register_script(_ENQUEUE_ONCE)
+        self._publish = client.register_script(_PUBLISH)
+        self._move_due = client.register_script(_MOVE_DUE)
+
+    def enqueue(self, message: EventMessage) -> bool:
+        """:meth:`Broker.enqueue`: one script on this thread's own connection."""
+        body = self.template.render([message.to_json()], task_id=message.id)
+        keys = [EVENTS_QUEUE, INFLIGHT_KEY, INFLIGHT_DUE_KEY, *dedup_keys(message)]
+        args: list[str | int | float] = [self.dedup_ttl, body, message.id, time.time()]
+        try:
+            return bool(self._enqueue_once(keys=keys, args=args, client=self.connections.client()))
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"redis unavailable: {type(exc).__name__}") from exc
+
+    def schedule(
+        self, task_name: str, args: list[Any], *, task_id: str, queue: str, retries: int,
+        delay: float,
+    ) -> None:  # fmt: skip
+        message = build_message(
+            self.celery, task_name, args, task_id=task_id, queue=queue, retries=retries
+        )
+        self.push(queue, message, task_id=task_id, delay=delay)
+
+    def push(self, queue: str, message: str, *, task_id: str, delay: float = 0.0) -> None:
+        """Publish the built ``message`` (task ``task_id``) to ``queue`` after ``delay``
+        seconds, at once when ``delay`` is 0; either way recorded in the in-flight ledger."""
         now = time.time()
         keys = [DELAYED_KEY.format(queue), queue, INFLIGHT_KEY, INFLIGHT_DUE_KEY]
-        self.publisher(keys=keys, args=[message, task_id, now + max(delay, 0.0), now])
+        self._publish(keys=keys, args=[message, task_id, now + max(delay, 0.0), now])
+
+    def attempt_ended(self, task_id: str) -> None:
+        self.ledger.done(task_id)
 
     def move_due(self, *, now: float | None = None, batch: int = 500) -> int:
+        """Move due delayed messages to their queues, exactly once even with many workers
+        pumping (the move is one script)."""
         keys: list[str] = []
-        for queue in self.queues:
+        for queue in QUEUES:
             keys += [DELAYED_KEY.format(queue), queue]
-        moved = self.mover(keys=keys, args=[now if now is not None else time.time(), batch])
+        moved = self._move_due(keys=keys, args=[now if now is not None else time.time(), batch])
         return int(moved)
 
-    def pending(self) -> int:
-        return sum(int(self.redis.zcard(DELAYED_KEY.format(q))) for q in self.queues)
+    def sweep(self, *, now: float | None = None) -> int:
+        return self.ledger.sweep(self.dead_letters, now=now)
+
+    def ping(self) -> None:
+        try:
+            self.redis.ping()
+        except (OSError, redis.RedisError) as exc:
+            raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        self.connections.close()
+        super().close()

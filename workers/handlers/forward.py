@@ -3,7 +3,8 @@ Standard Webhooks spec (``webhook-id``, ``webhook-timestamp``, ``webhook-signatu
 
 The ``webhook-id`` is the event's id, the same on every retry, so receivers can de-duplicate.
 2xx is success; 410 means the receiver wants no more of this event (stop, no retry); 408, 409,
-429, 5xx, timeouts and connection errors are retried; redirects are never followed.
+425, 429, 5xx, timeouts and connection errors are retried; redirects are never followed
+(:func:`workers.errors.for_status`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from standardwebhooks.webhooks import Webhook
 
 from schemas import HandlerEvent
 from schemas.fields import iso8601
-from workers.errors import PermanentError, TargetGone, TransientError
+from workers.errors import for_status, translate
 from workers.handlers import HandlerContext, builtin
 from workers.observability.redaction import redact
-from workers.twilio.client import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "roomrec-forward/1"
-RETRYABLE = frozenset({408, 409, 425, 429})
 
 
 def payload(event: HandlerEvent) -> dict[str, Any]:
@@ -74,24 +73,12 @@ class ForwardHandler:
                 target, data=body.encode(), headers=headers, timeout=self.timeout,
                 allow_redirects=False,
             )  # fmt: skip
-        except requests.Timeout as exc:
-            raise TransientError(f"forward to {shown} timed out") from exc
         except requests.RequestException as exc:
-            raise TransientError(f"forward to {shown} failed: {type(exc).__name__}") from exc
-        self._check(response, shown, event)
-
-    def _check(self, response: requests.Response, target: str, event: HandlerEvent) -> None:
+            raise translate(exc, f"forward to {shown}") from exc
         status = response.status_code
-        if 200 <= status < 300:
-            return
-        if status == 410:
-            raise TargetGone(f"forward target {target} answered 410 Gone for {event.id}")
-        detail = f"forward to {target} answered {status}"
-        if status in RETRYABLE or status >= 500:
-            raise TransientError(detail, retry_after=retry_after_seconds(response.headers))
-        if 300 <= status < 400:
-            raise PermanentError(f"{detail}: redirects are not followed")
-        raise PermanentError(detail)
+        if not 200 <= status < 300:  # 410: gone; 409: the receiver is busy with this id
+            raise for_status(status, f"forward to {shown} answered {status}",
+                             headers=response.headers, gone=True, conflict=True)  # fmt: skip
 
 
 @builtin("forward")

@@ -24,7 +24,7 @@ import redis
 
 from schemas import HandlerEvent
 from schemas.fields import iso8601
-from workers.errors import TransientError
+from workers.errors import translate
 from workers.handlers import HandlerContext, builtin
 from workers.state.keys import STREAM_MARKER_KEY
 
@@ -89,7 +89,7 @@ class StreamHandler:
             added, entry_id = self.append_once(keys=[self.key, STREAM_MARKER_KEY.format(event.id)],
                                                args=args)  # fmt: skip
         except redis.RedisError as exc:
-            raise TransientError(f"stream {self.key}: {type(exc).__name__}: {exc}") from exc
+            raise translate(exc, f"stream {self.key}") from exc
         entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         log.info(
             "%s %s %s on %s as %s",

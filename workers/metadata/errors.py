@@ -1,6 +1,6 @@
-"""The errors of the store. SQLAlchemy's are translated here, in one place, into the worker's
-transient / permanent distinction: a locked or unreachable database is worth retrying, a
-statement the database refuses is not."""
+"""The errors of the store. Which of SQLAlchemy's errors are worth retrying (a locked or
+unreachable database) and which are not (a statement the database refuses) is decided by
+:func:`workers.errors.translate`; :func:`translated` raises them as the store's classes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from workers.errors import PermanentError, TransientError
+from workers.errors import PermanentError, TransientError, classify, translate
 
 UPGRADE_COMMAND = "flask --app webhooks db upgrade"
 
@@ -37,17 +37,11 @@ class SchemaNotReady(TransientError):
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Run a block of database work, its errors translated; ``what`` names it in messages."""
+    """Run a block of database work, its errors translated; ``what`` names it in messages.
+    Errors the map does not know (a bug, not the database) pass unchanged."""
     try:
         yield
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-        raise StoreUnavailable(f"{what}: database unavailable: {_reason(exc)}") from exc
-    except (sa_exc.IntegrityError, sa_exc.DataError, sa_exc.ProgrammingError) as exc:
-        raise StoreRefused(f"{what}: refused by the database: {_reason(exc)}") from exc
-
-
-def _reason(exc: sa_exc.SQLAlchemyError) -> str:
-    # The driver's own message: never the URL (hence never a password), no parameters.
-    original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).strip().splitlines()
-    return f"{type(original or exc).__name__}: {text[0] if text else ''}"
+    except sa_exc.SQLAlchemyError as exc:
+        if classify(exc) is None:
+            raise
+        raise translate(exc, what, transient=StoreUnavailable, permanent=StoreRefused) from exc

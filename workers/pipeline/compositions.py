@@ -24,8 +24,8 @@ import redis
 from celery import Celery
 
 from workers.delivery.celery_app import COMPOSE_TASK, EVENTS_QUEUE, task_time_limit
-from workers.errors import PermanentError, TransientError
-from workers.pipeline.retry import backoff, give_up, schedule
+from workers.errors import TransientError
+from workers.pipeline.retry import Attempt, retry_or_give_up
 from workers.runtime.context import DONE_TTL, Runtime
 from workers.state.keys import COMPOSING_LOCK_KEY, COMPOSITION_KEY
 from workers.state.rooms import RoomTracker
@@ -136,30 +136,13 @@ def compose(
         account_sid = RoomTracker(rt.redis).state(room_sid).account_sid
     try:
         sid, created = composer(rt, account_sid).ensure(room_sid)
-    except PermanentError as exc:
-        _give_up(rt, room_sid, attempt, exc)
-        return
     except Exception as exc:  # Twilio's transient answers, Redis: retried
-        if attempt >= rt.settings.max_retries:
-            _give_up(rt, room_sid, attempt, exc)
-            return
-        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=retry_after)
-        log.warning(
-            "creating the composition of room %s failed (attempt %d of %d), retrying in %.1fs: "
-            "%s", room_sid, attempt + 1, rt.settings.max_retries + 1, delay, exc,
-        )  # fmt: skip
-        schedule(
-            app, rt, COMPOSE_TASK, [room_sid, account_sid], task_id=f"compose.{room_sid}",
-            queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
-        )  # fmt: skip
+        retry_or_give_up(app, rt, Attempt(
+            COMPOSE_TASK, [room_sid, account_sid], task_id=f"compose.{room_sid}",
+            queue=EVENTS_QUEUE, number=attempt, stage=COMPOSE_STAGE,
+            event_id=f"compose.{room_sid}", message={"room_sid": room_sid},
+            what=f"creating the composition of room {room_sid}",
+        ), exc)  # fmt: skip
         return
     log.info("composition %s of room %s %s", sid, room_sid,
              "created" if created else "already exists")  # fmt: skip
-
-
-def _give_up(rt: Runtime, room_sid: str, attempt: int, exc: Exception) -> None:
-    give_up(
-        rt, event_id=f"compose.{room_sid}", stage=COMPOSE_STAGE, handler=None, target=None,
-        attempts=attempt + 1, error=str(exc), message={"room_sid": room_sid},
-    )  # fmt: skip

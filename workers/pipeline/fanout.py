@@ -21,9 +21,9 @@ from celery import Celery
 
 from schemas import HandlerEvent
 from workers.delivery.celery_app import HANDLERS_QUEUE, RUN_HANDLER_TASK, task_time_limit
-from workers.errors import Paused, PermanentError, TargetGone, TransientError
+from workers.errors import Paused, PermanentError, TargetGone
 from workers.observability import metrics
-from workers.pipeline.retry import backoff, give_up, schedule
+from workers.pipeline.retry import Attempt, retry_or_give_up, schedule
 from workers.runtime.context import Runtime
 from workers.state.keys import done_key
 
@@ -97,51 +97,29 @@ def _attempt(
     """The attempt itself; returns its outcome (for metrics)."""
     stage = f"handler:{name}"
     handler = rt.handlers.get(name)
+    task_id = handler_task_id(event.id, name, index)
     try:
         if handler is None:
             raise PermanentError(f"handler {name!r} is not in HANDLERS of this worker")
         handler(event, target)
     except TargetGone as exc:
-        log.warning("%s: not retried", exc)
+        log.warning("%s of %s: %s: not retried", stage, event.id, exc)
         marks.add(event.id, name, target, "gone", attempt + 1)
         marks.write()
         return "gone"
-    except PermanentError as exc:
-        give_up(
-            rt, event_id=event.id, stage=stage, handler=name, target=target,
-            attempts=attempt + 1, error=str(exc), message=body,
-        )  # fmt: skip
-        return "dead-lettered"
     except Paused as exc:  # progress made: carry on in a new task, same attempt number
         log.info("%s of %s paused, continuing: %s", stage, event.id, exc)
         schedule(
-            app, rt, RUN_HANDLER_TASK, [name, target, body],
-            task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE,
-            retries=attempt, delay=0,
+            app, rt, RUN_HANDLER_TASK, [name, target, body], task_id=task_id,
+            queue=HANDLERS_QUEUE, retries=attempt, delay=0,
         )  # fmt: skip
         return "paused"
     except Exception as exc:  # a handler's own failure: retried on its own, then dead-lettered
-        if attempt >= rt.settings.max_retries:
-            give_up(
-                rt, event_id=event.id, stage=stage, handler=name, target=target,
-                attempts=attempt + 1, error=str(exc), message=body,
-            )  # fmt: skip
-            return "dead-lettered"
-        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=retry_after)
-        rt.outcomes.record(event.id, name, target, "retrying", attempts=attempt + 1,
-                           error=str(exc))  # fmt: skip
-        log.warning(
-            "%s of %s failed (attempt %d of %d), retrying in %.1fs: %s",
-            stage, event.id, attempt + 1, rt.settings.max_retries + 1, delay, exc,
-        )  # fmt: skip
-        schedule(
-            app, rt, RUN_HANDLER_TASK, [name, target, body],
-            task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE,
-            retries=attempt + 1, delay=delay,
-        )  # fmt: skip
-        metrics.retry_scheduled(stage)
-        return "retrying"
+        return retry_or_give_up(app, rt, Attempt(
+            RUN_HANDLER_TASK, [name, target, body], task_id=task_id, queue=HANDLERS_QUEUE,
+            number=attempt, stage=stage, event_id=event.id, message=body,
+            what=f"{stage} of {event.id}", handler=name, target=target,
+        ), exc)  # fmt: skip
     marks.add(event.id, name, target, "succeeded", attempt + 1)
     if not getattr(handler, "repeatable", False):
         marks.write()  # at once: this handler must not take effect twice

@@ -32,10 +32,10 @@ from schemas.fields import iso8601
 from schemas.internal import ROOM_RECORDINGS_READY, load_internal
 from schemas.settings import WorkerSettings
 from workers.delivery.celery_app import EVENTS_QUEUE, ROOM_RECORDINGS_TASK
-from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.errors import PermanentError, TransientError
 from workers.pipeline import compositions
 from workers.pipeline.fanout import run_handlers
-from workers.pipeline.retry import NOT_FOUND_RETRIES, backoff, give_up, schedule
+from workers.pipeline.retry import Attempt, retry_or_give_up
 from workers.runtime.context import Runtime
 from workers.state.rooms import (
     EMIT,
@@ -124,25 +124,13 @@ def list_recordings(
         account_sid = RoomTracker(rt.redis).state(room_sid).account_sid
     try:
         recordings = rt.twilio.for_account(account_sid).list_room_recordings(room_sid)
-    except (TransientError, PermanentError) as exc:
-        limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
-        if isinstance(exc, PermanentError) or attempt >= limit:
-            give_up(
-                rt, event_id=caller, stage=LIST_STAGE, handler=None, target=None,
-                attempts=attempt + 1, error=str(exc),
-                message={"room_sid": room_sid, "caller": caller, "account_sid": account_sid},
-            )  # fmt: skip
-            return
-        delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=exc.retry_after)
-        log.warning(
-            "listing the recordings of room %s (for %s) failed (attempt %d of %d), retrying "
-            "in %.1fs: %s", room_sid, caller, attempt + 1, limit + 1, delay, exc,
-        )  # fmt: skip
-        schedule(
-            app, rt, ROOM_RECORDINGS_TASK, [room_sid, caller, account_sid],
-            task_id=f"{caller}.rooms",
-            queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
-        )  # fmt: skip
+    except (TransientError, PermanentError) as exc:  # anything else is a bug: it propagates
+        retry_or_give_up(app, rt, Attempt(
+            ROOM_RECORDINGS_TASK, [room_sid, caller, account_sid], task_id=f"{caller}.rooms",
+            queue=EVENTS_QUEUE, number=attempt, stage=LIST_STAGE, event_id=caller,
+            message={"room_sid": room_sid, "caller": caller, "account_sid": account_sid},
+            what=f"listing the recordings of room {room_sid} (for {caller})", lagging_404=True,
+        ), exc)  # fmt: skip
         return
     log.info("room %s ended: Twilio lists %d recording(s)", room_sid, len(recordings))
     outcome = RoomTracker(rt.redis, ttl=rt.marks_ttl).update(

@@ -14,7 +14,6 @@ refactors.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Task, shared_task, states
@@ -30,16 +29,14 @@ from workers.delivery.celery_app import (
     ROOM_RECORDINGS_TASK,
     RUN_HANDLER_TASK,
 )
-from workers.errors import NotFoundYet, PermanentError, TransientError
-from workers.observability import metrics
+from workers.errors import PermanentError, TransientError
 from workers.observability.redaction import target_label
 from workers.pipeline import compositions, rooms
 from workers.pipeline.fanout import attempt_handler, run_handlers
-from workers.pipeline.retry import NOT_FOUND_RETRIES, backoff, give_up, schedule
+from workers.pipeline.retry import Attempt, give_up, retry_or_give_up
 from workers.runtime.context import runtime
 from workers.twilio.client import UnknownAccount
 
-log = logging.getLogger(__name__)
 LEDGERED_PREFIX = "roomrec."  # tasks whose messages are published through the ledger
 
 _event_messages = EventMessageSchema()
@@ -52,15 +49,14 @@ def _attempt_ended(
     **_: Any,
 ) -> None:  # fmt: skip
     """A task of this service returned: unless it scheduled its own next attempt (under the
-    same id, which replaced the entry), its message leaves the in-flight ledger
-    (:mod:`workers.delivery.ledger`). One that raised keeps its entry, to be published again."""
+    same id, which replaced the entry), its attempt ended, and its message leaves the broker's
+    in-flight ledger (:mod:`workers.delivery.ledger`, on Redis). One that raised keeps its
+    entry, to be published again."""
     if sender is None or task_id is None or not sender.name.startswith(LEDGERED_PREFIX):
         return
     if state != states.SUCCESS or getattr(sender.request, "roomrec_rescheduled", False):
         return
-    rt = runtime(sender.app)
-    if rt.inflight is not None:
-        rt.inflight.done(task_id)
+    runtime(sender.app).broker.attempt_ended(task_id)
 
 
 @shared_task(name=PROCESS_EVENT_TASK, bind=True, max_retries=None)
@@ -94,26 +90,13 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
                 recording = twilio.fetch_recording(event.room_sid, event.recording_sid)
             else:  # composition-available: the Composition, for the archive handler
                 composition = twilio.fetch_composition(event.params["composition_sid"])
-        except (TransientError, PermanentError) as exc:
-            limit = NOT_FOUND_RETRIES if isinstance(exc, NotFoundYet) else rt.settings.max_retries
-            if isinstance(exc, PermanentError) or attempt >= limit:
-                give_up(
-                    rt, event_id=queued.id, stage=FETCH_STAGE, handler=None, target=None,
-                    attempts=attempt + 1, error=str(exc), message=message,
-                )  # fmt: skip
-                return
-            assert isinstance(exc, TransientError)
-            delay = backoff(attempt, cap=rt.settings.retry_backoff_max, retry_after=exc.retry_after)
-            log.warning(
-                "fetch of %s for %s failed (attempt %d of %d), retrying in %.1fs: %s",
-                event.recording_sid or event.params.get("composition_sid"), queued.id,
-                attempt + 1, limit + 1, delay, exc,
-            )  # fmt: skip
-            metrics.retry_scheduled(FETCH_STAGE)
-            schedule(
-                self.app, rt, PROCESS_EVENT_TASK, [message], task_id=queued.id,
-                queue=EVENTS_QUEUE, retries=attempt + 1, delay=delay,
-            )  # fmt: skip
+        except (TransientError, PermanentError) as exc:  # anything else is a bug: it propagates
+            fetched = event.recording_sid or event.params.get("composition_sid")
+            retry_or_give_up(self.app, rt, Attempt(
+                PROCESS_EVENT_TASK, [message], task_id=queued.id, queue=EVENTS_QUEUE,
+                number=attempt, stage=FETCH_STAGE, event_id=queued.id, message=message,
+                what=f"fetch of {fetched} for {queued.id}", lagging_404=True,
+            ), exc)  # fmt: skip
             return
     handled = HandlerEvent(
         id=queued.id, event=event, recording=recording, received_at=queued.received_at,

@@ -4,9 +4,9 @@ Twilio does not document whether it retries a room status callback, so a callbac
 way (a deploy, an outage, a network fault) would leave its recording unprocessed. Reconciling
 lists the account's recordings created in a window (``GET /v1/Recordings`` with
 ``DateCreatedAfter``, following ``next_page_url``) and queues the final event of every completed
-or failed one through the :class:`workers.delivery.enqueue.Enqueuer`, exactly as the web does for a
-callback. The enqueuer's de-duplication (by RecordingSid and event, kept 7 days) makes every
-recording already processed a duplicate, so only the missed ones are queued.
+or failed one through the broker's enqueue (:meth:`workers.delivery.broker.Broker.enqueue`),
+exactly as the web does for a callback. Its de-duplication (by RecordingSid and event, kept 7
+days) makes every recording already processed a duplicate, so only the missed ones are queued.
 
 Run periodically by ``roomrec.reconcile`` (:mod:`workers.recovery.schedule`) and by
 ``flask --app webhooks reconcile --since …``, for every configured account
@@ -15,7 +15,6 @@ Run periodically by ``roomrec.reconcile`` (:mod:`workers.recovery.schedule`) and
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from marshmallow import ValidationError
 from schemas import EventMessage, RoomRecording, RoomRecordingSchema
 from workers.errors import PermanentError, TransientError
 from workers.recovery.synthetic import NotReplayable, synthetic_message
-from workers.twilio.client import TwilioClients, TwilioVideo
+from workers.twilio.client import TwilioClients, TwilioVideo, read_page
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +104,11 @@ def list_recordings(
             return
         what = f"page {number} of the recordings since {params['DateCreatedAfter']}"
         response = twilio.request("GET", url, what, params=params if number == 0 else None)
-        recordings, url = _read_page(response.text, what)
+        recordings, url = read_page(response.text, "recordings", what)
         yield from recordings
         if url is not None:
             _check_next(url, twilio.base_url, seen)
     raise PermanentError(f"the listing of recordings did not end after {MAX_PAGES} pages")
-
-
-def _read_page(text: str, what: str) -> tuple[list[dict[str, Any]], str | None]:
-    try:
-        page = json.loads(text)
-        recordings = page["recordings"]
-        next_url = page["meta"].get("next_page_url")
-        if not isinstance(recordings, list) or not isinstance(next_url, str | None):
-            raise TypeError("unexpected page shape")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PermanentError(f"unreadable {what}: {type(exc).__name__}") from exc
-    return [item for item in recordings if isinstance(item, dict)], next_url
 
 
 def _check_next(url: str, base_url: str, seen: set[str]) -> None:

@@ -23,19 +23,19 @@ from typing import Any
 
 import redis
 import requests
-from celery import Celery
 from kombu.exceptions import KombuError
 
 from schemas import EventMessage
 from schemas.settings import WorkerSettings
+from workers.delivery.broker import Broker
 from workers.delivery.celery_app import (
     COMPOSE_TASK,
     FETCH_STAGE,
     PROCESS_EVENT_TASK,
     ROOM_RECORDINGS_TASK,
     RUN_HANDLER_TASK,
+    queue_of,
 )
-from workers.delivery.enqueue import DEFAULT_DEDUP_TTL
 from workers.errors import BrokerUnavailable
 from workers.handlers import HandlerContext, load_handlers
 from workers.observability.redaction import fingerprint
@@ -43,7 +43,7 @@ from workers.pipeline.compositions import COMPOSE_STAGE
 from workers.pipeline.rooms import LIST_STAGE
 from workers.recovery.synthetic import NotReplayable
 from workers.state.deadletters import DeadLetterStore
-from workers.state.keys import SEEN_KEY, done_key
+from workers.state.keys import done_key
 
 log = logging.getLogger(__name__)
 
@@ -119,23 +119,24 @@ def plan(entry: Mapping[str, Any], targets: Targets) -> Replay:
     return Replay(entry["id"], event_id, stage, task, task_id, args)
 
 
-def publish(celery: Celery, task: str, args: list[Any], task_id: str) -> None:
+def publish(broker: Broker, task: str, args: list[Any], task_id: str) -> None:
+    """Queue ``task`` now, on its own queue."""
     try:
-        celery.send_task(task, args=args, task_id=task_id, retry=False)
+        broker.schedule(task, args, task_id=task_id, queue=queue_of(task), retries=0, delay=0)
     except (KombuError, OSError, redis.RedisError) as exc:
         raise BrokerUnavailable(f"broker unavailable: {type(exc).__name__}") from exc
 
 
 class DeadLetterReplayer:
-    def __init__(self, store: DeadLetterStore, celery: Celery, targets: Targets) -> None:
+    def __init__(self, store: DeadLetterStore, broker: Broker, targets: Targets) -> None:
         self.store = store
-        self.celery = celery
+        self.broker = broker
         self.targets = targets
 
     def replay(self, entry: Mapping[str, Any]) -> Replay:
         """Queue ``entry``'s task again, then remove the entry (unless it failed anew)."""
         planned = plan(entry, self.targets)
-        publish(self.celery, planned.task, planned.args, planned.task_id)
+        publish(self.broker, planned.task, planned.args, planned.task_id)
         self.store.remove(planned.entry_id, failed_at=entry.get("failed_at"))
         log.info("replayed dead letter %s as %s %s", planned.entry_id, planned.task,
                  planned.task_id)  # fmt: skip
@@ -143,8 +144,8 @@ class DeadLetterReplayer:
 
 
 def replay_recording(
-    message: EventMessage, celery: Celery, client: redis.Redis, targets: Targets, *,
-    force: bool = False, dedup_ttl: int = DEFAULT_DEDUP_TTL,
+    message: EventMessage, broker: Broker, client: redis.Redis, targets: Targets, *,
+    force: bool = False,
 ) -> int:  # fmt: skip
     """Queue ``message`` (a recording's synthetic final event) for processing, whether or not
     it was processed before. Handlers that already took effect for it are skipped by the
@@ -154,9 +155,9 @@ def replay_recording(
         pairs = [(name, target) for name, some in targets.items() for target in some]
         keys = [done_key(message.id, name, target) for name, target in pairs]
         cleared = int(client.delete(*keys)) if keys else 0
-    publish(celery, PROCESS_EVENT_TASK, [message.to_json()], f"{message.id}.replay")
+    publish(broker, PROCESS_EVENT_TASK, [message.to_json()], f"{message.id}.replay")
     # A callback that still arrives later is then a duplicate, as is the next reconciliation.
-    client.set(SEEN_KEY.format(message.id), 1, ex=dedup_ttl)
+    broker.mark_seen(message)
     log.info("replaying %s of recording %s id=%s (%d done mark(s) cleared)",
              message.event.event, message.event.recording_sid, message.id, cleared)  # fmt: skip
     return cleared

@@ -15,7 +15,6 @@ from redis.exceptions import LockError
 
 from schemas.settings import WorkerSettings
 from workers.delivery.celery_app import RECONCILE_TASK
-from workers.delivery.enqueue import Enqueuer, same_redis
 from workers.errors import BrokerUnavailable, PermanentError, TransientError
 from workers.recovery.reconcile import reconcile_accounts
 from workers.runtime.context import runtime
@@ -51,13 +50,11 @@ def reconcile_recent(self: Task) -> None:
     if not lock.acquire():
         log.info("reconcile: another run holds %s; skipping this one", RECONCILE_LOCK_KEY)
         return
-    # Publishes through this worker's own app and Redis client, which live as long as the
-    # process: nothing to open or close per run.
-    atomic = same_redis(settings.broker_url, settings.redis_url)
-    enqueuer = Enqueuer(self.app, rt.redis, atomic=atomic, dedup_ttl=rt.settings.dedup_ttl)
+    # Publishes through this process's broker, which lives as long as the process: nothing to
+    # open or close per run.
     try:
         since = datetime.now(UTC) - timedelta(seconds=settings.reconcile_window)
-        reconcile_accounts(rt.twilio, enqueuer, since)  # every account, its own credentials
+        reconcile_accounts(rt.twilio, rt.broker, since)  # every account, its own credentials
     except (TransientError, PermanentError, BrokerUnavailable) as exc:
         # Nothing is lost: the next run lists the same window again.
         log.warning("reconcile (task %s) failed; the next run covers it: %s", self.request.id, exc)

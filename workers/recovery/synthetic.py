@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 from schemas import EventMessage, RoomRecording, load_callback
 from schemas.fields import iso8601
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.errors import PermanentError
 
 SOURCE_PARAM = "RoomrecSource"

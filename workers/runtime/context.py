@@ -1,5 +1,5 @@
 """What tasks use in a worker process: settings, Redis, the Twilio clients (one per account),
-the handlers.
+the handlers, the broker.
 
 Built on first use inside each worker process (after the prefork pool forked), never shared
 across processes: sockets and HTTP sessions do not survive a fork.
@@ -13,10 +13,9 @@ import redis
 from celery import Celery
 
 from schemas.settings import WorkerSettings
-from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
-from workers.delivery.enqueue import same_redis
-from workers.delivery.ledger import InFlight
-from workers.delivery.redis_broker import DelayedQueue
+from workers.delivery.broker import Broker
+from workers.delivery.celery_app import settings_of
+from workers.delivery.choice import open_broker
 from workers.handlers import Handler, HandlerContext, load_handlers
 from workers.outbound.http import Session
 from workers.state.deadletters import DeadLetterStore
@@ -24,14 +23,6 @@ from workers.state.outcomes import OutcomeStore
 from workers.twilio.client import TwilioClients
 
 DONE_TTL = 7 * 24 * 3600  # the marks' TTL with the default settings' DEDUP_TTL; see marks_ttl
-QUEUES = (EVENTS_QUEUE, HANDLERS_QUEUE)
-
-
-def inflight_grace(settings: WorkerSettings) -> float:
-    """How long past due a task message may be unaccounted for before it counts as lost. It
-    only has to cover the moments a message is in nobody's hands (between kombu's BRPOP and
-    its ``unacked`` write), so a third of the visibility timeout is plenty."""
-    return max(5.0, settings.visibility_timeout / 3)
 
 
 def marks_ttl(settings: WorkerSettings) -> int:
@@ -48,19 +39,18 @@ class Runtime:
     handlers: dict[str, Handler]
     dead_letters: DeadLetterStore
     outcomes: OutcomeStore
-    delayed: DelayedQueue | None  # None when the broker is not the Redis of REDIS_URL
-    inflight: InFlight | None  # likewise
+    broker: Broker  # next attempts, the in-flight ledger, reconciliation's enqueue
     marks_ttl: int = DONE_TTL  # see marks_ttl(); build() sets it from the settings
 
     @classmethod
-    def build(cls, settings: WorkerSettings) -> Runtime:
+    def build(cls, settings: WorkerSettings, app: Celery) -> Runtime:
+        """The runtime of the tasks of ``app``, on its broker."""
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
             health_check_interval=30, decode_responses=True,
         )  # fmt: skip
         http = Session()  # reads the proxy settings once, not on every request
         context = HandlerContext(settings=settings, redis=client, http=http)
-        on_redis = same_redis(settings.broker_url, settings.redis_url)
         ttl = marks_ttl(settings)
         return cls(
             settings=settings,
@@ -69,21 +59,22 @@ class Runtime:
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
             outcomes=OutcomeStore(client, ttl=ttl),
-            delayed=DelayedQueue(client, QUEUES) if on_redis else None,
-            inflight=InFlight(client, QUEUES, grace=inflight_grace(settings)) if on_redis else None,
+            broker=open_broker(
+                app,
+                client,
+                broker_url=settings.broker_url,
+                redis_url=settings.redis_url,
+                dedup_ttl=settings.dedup_ttl,
+                visibility_timeout=settings.visibility_timeout,
+            ),
             marks_ttl=ttl,
         )
-
-
-def settings_of(app: Celery) -> WorkerSettings:
-    settings: WorkerSettings = app.conf["roomrec_settings"]
-    return settings
 
 
 def runtime(app: Celery) -> Runtime:
     """The runtime of this process for ``app``, built on first use."""
     built: Runtime | None = getattr(app, "_roomrec_runtime", None)
     if built is None:
-        built = Runtime.build(settings_of(app))
+        built = Runtime.build(settings_of(app), app)
         app._roomrec_runtime = built
     return built

@@ -1,8 +1,8 @@
 """Twilio's Video REST API, through twilio-python's client.
 
-The one place where HTTP answers and ``requests`` errors become :mod:`workers.errors`:
-429, 5xx, timeouts and dropped connections are transient; 401/403 and other 4xx permanent;
-a 404 is :class:`NotFoundYet` (a resource a callback announced may lag behind it).
+Its HTTP answers and ``requests`` errors become :mod:`workers.errors` through that module's
+map: 429, 5xx, timeouts and dropped connections are transient; 401/403 and other 4xx
+permanent; a 404 is :class:`NotFoundYet` (a resource a callback announced may lag behind it).
 
 With ``TWILIO_MAX_CONCURRENCY`` every request holds a slot of :mod:`workers.twilio.limiter`, shared
 by all worker processes. A 429 seen there shrinks the limit, and the request (which Twilio
@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -35,7 +33,7 @@ from schemas import RoomRecording, RoomRecordingSchema
 from schemas.accounts import TwilioAccount
 from schemas.composition import Composition, CompositionSchema
 from schemas.settings import WorkerSettings
-from workers.errors import NotFoundYet, PermanentError, TransientError
+from workers.errors import NotFoundYet, PermanentError, for_status, retry_after_seconds, translate
 from workers.observability import metrics
 from workers.outbound.http import Session
 from workers.twilio.limiter import TwilioLimiter, limiter_client, limiter_from_settings
@@ -51,21 +49,6 @@ _recording_schema = RoomRecordingSchema()
 THROTTLED_RETRIES = 3  # 429s a request waits out in place under the limiter before failing
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
-    value = (headers or {}).get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
 def _twilio_message(response: Response) -> str:
     try:
         body = json.loads(response.text)
@@ -77,14 +60,10 @@ def _twilio_message(response: Response) -> str:
 def check(response: Response, what: str) -> Response:
     """Raise the project's error for a non-2xx/3xx answer to ``what``."""
     status = response.status_code
-    if status < 400:
+    if status < 400:  # a 3xx is an answer too: the media's signed URL
         return response
     detail = f"Twilio answered {status} to {what} ({_twilio_message(response)})"
-    if status == 404:
-        raise NotFoundYet(detail)
-    if status == 429 or status >= 500 or status == 408:
-        raise TransientError(detail, retry_after=retry_after_seconds(response.headers))
-    raise PermanentError(detail)
+    raise for_status(status, detail, headers=response.headers, lag=True)
 
 
 class TwilioVideo:
@@ -118,7 +97,7 @@ class TwilioVideo:
 
     def request(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
         """One request, through the limiter when there is one; connection errors and timeouts
-        become :class:`TransientError`."""
+        become :class:`workers.errors.TransientError`."""
         if url.startswith("/"):
             url = self.base_url + url
         if self.limiter is None:
@@ -136,14 +115,8 @@ class TwilioVideo:
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
         try:
             response = self.client.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            raise TransientError(f"Twilio timed out on {what}") from exc
-        except requests.ConnectionError as exc:
-            raise TransientError(f"connection to Twilio failed on {what}") from exc
         except requests.RequestException as exc:
-            raise TransientError(
-                f"request to Twilio failed on {what}: {type(exc).__name__}"
-            ) from exc
+            raise translate(exc, f"Twilio request for {what}") from exc
         log.debug("twilio %s %s -> %s", method, what, response.status_code)
         metrics.twilio_response(response.status_code)
         return response
@@ -196,7 +169,7 @@ class TwilioVideo:
                 return found
             what = f"page {number} of {label}"
             response = self.request("GET", next_url, what, params=query)
-            items, next_url = _page(response.text, key, what)
+            items, next_url = read_page(response.text, key, what)
             found += [(item, what) for item in items]
             query = None  # next_page_url carries the query
             if next_url is not None:
@@ -334,7 +307,7 @@ def load_composition(text: str, what: str) -> Composition:
     return composition
 
 
-def _page(text: str, key: str, what: str) -> tuple[list[dict[str, Any]], str | None]:
+def read_page(text: str, key: str, what: str) -> tuple[list[dict[str, Any]], str | None]:
     """The items under ``key`` of one list page, and its ``next_page_url``."""
     try:
         page = json.loads(text)

@@ -38,7 +38,7 @@ from typing import Any
 import redis
 
 from schemas.settings import WorkerSettings
-from workers.errors import TransientError
+from workers.errors import TransientError, translate
 from workers.state.keys import TWILIO_LIMIT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -250,5 +250,4 @@ def _redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
-        raise TransientError(f"Redis failed on the Twilio request limit for {what}: "
-                             f"{type(exc).__name__}") from exc  # fmt: skip
+        raise translate(exc, f"the Twilio request limit for {what}") from exc

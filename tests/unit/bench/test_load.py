@@ -19,7 +19,8 @@ from bench import callbacks
 from bench.ingest import WrkOptions, run_wrk
 from bench.receiver import ReceiverProcess
 from webhooks import create_app
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
+from webhooks.intake.state import intake_state
 from workers.delivery.celery_app import EVENTS_QUEUE
 
 
@@ -38,8 +39,8 @@ def test_the_signed_callbacks_are_accepted_and_queued_by_the_real_endpoint(redis
                 for signed in callbacks.signed_callbacks(items)
             ]  # fmt: skip
     finally:
-        roomrec(app).relay.stop()
-        roomrec(app).enqueuer.close()
+        intake_state(app).relay.stop()
+        app_state(app).enqueuer.close()
     assert statuses == [204, 204, 204]
     with redis.Redis.from_url(redis_url) as client:
         assert client.llen(EVENTS_QUEUE) == 3  # three distinct recordings: none a duplicate

@@ -10,14 +10,15 @@ from flask.testing import FlaskClient
 
 from tests.support.twilio import AUTH_TOKEN
 from webhooks import create_app
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
+from webhooks.intake.state import intake_state
 
 AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
 def make_app(redis_url: str, tmp_path: Path) -> Iterator[AppFactory]:
-    """Build apps on the private Redis (a real Enqueuer) with a spool in ``tmp_path``; keyword
+    """Build apps on the private Redis (a real broker) with a spool in ``tmp_path``; keyword
     arguments are extra environment variables, ``None`` removing one. Closes every enqueuer
     afterwards."""
     apps: list[Flask] = []
@@ -35,8 +36,8 @@ def make_app(redis_url: str, tmp_path: Path) -> Iterator[AppFactory]:
 
     yield make
     for app in apps:
-        roomrec(app).relay.stop()
-        roomrec(app).enqueuer.close()
+        intake_state(app).relay.stop()
+        app_state(app).enqueuer.close()
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from schemas.settings import ConfigurationError, WebSettings, WebSettingsSchema,
 from tests.support.twilio import AUTH_TOKEN, recording_params
 from tests.unit.webhooks.helpers import post_callback, queued
 from webhooks import MAX_BODY_BYTES, create_app
-from webhooks.app_state import roomrec
-from workers.delivery.enqueue import Enqueuer
+from webhooks.app_state import app_state
+from workers.delivery.redis_broker import RedisBroker
+from workers.service.intake import connect
 
 # What the test client calls: the URL signatures are checked against.
 LOCAL = {"PUBLIC_BASE_URL": "http://localhost"}
@@ -24,7 +25,7 @@ def closing() -> Iterator[list[Flask]]:
     apps: list[Flask] = []
     yield apps
     for app in apps:
-        roomrec(app).enqueuer.close()
+        app_state(app).enqueuer.close()
 
 
 @pytest.mark.parametrize("token", [None, ""])
@@ -46,9 +47,9 @@ def test_the_enqueuer_is_built_from_the_settings(closing: list[Flask], redis_url
         {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": redis_url, "ENQUEUE_TIMEOUT": "0.25"} | LOCAL
     )
     closing.append(app)
-    state = roomrec(app)
-    assert isinstance(state.enqueuer, Enqueuer)
-    assert state.enqueuer.redis_timeout == 0.25
+    state = app_state(app)
+    assert isinstance(state.enqueuer, RedisBroker)  # the broker is REDIS_URL's Redis
+    assert state.enqueuer.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.25
     assert state.settings.twilio_auth_token == AUTH_TOKEN
     assert app.config["MAX_CONTENT_LENGTH"] == MAX_BODY_BYTES
     assert post_callback(app.test_client(), recording_params()).status_code == 204
@@ -60,11 +61,11 @@ def test_settings_and_an_enqueuer_can_be_passed_in(redis_url: str) -> None:
         WebSettingsSchema(),
         {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": "redis://127.0.0.1:1/0"} | LOCAL,
     )
-    enqueuer = Enqueuer.from_urls(redis_url, redis_url, timeout=0.5)
+    enqueuer = connect(redis_url, redis_url, timeout=0.5)
     try:
         app = create_app(settings, enqueuer=enqueuer)
-        assert roomrec(app).enqueuer is enqueuer
-        assert roomrec(app).settings is settings
+        assert app_state(app).enqueuer is enqueuer
+        assert app_state(app).settings is settings
         assert post_callback(app.test_client(), recording_params()).status_code == 204
     finally:
         enqueuer.close()
@@ -79,7 +80,7 @@ def test_no_config_reads_the_environment(
     monkeypatch.setenv("REDIS_URL", redis_url)
     app = create_app()
     closing.append(app)
-    assert roomrec(app).settings.twilio_auth_token == "from-the-environment"
+    assert app_state(app).settings.twilio_auth_token == "from-the-environment"
 
 
 def test_no_config_and_no_token_in_the_environment_refuses(
@@ -100,7 +101,7 @@ def test_flask_finds_the_factory(
     app = ScriptInfo(app_import_path="webhooks").load_app()
     closing.append(app)
     assert app.name == "webhooks"
-    assert roomrec(app).settings.redis_url == redis_url
+    assert app_state(app).settings.redis_url == redis_url
 
 
 def test_the_settings_never_show_the_tokens(closing: list[Flask], redis_url: str) -> None:

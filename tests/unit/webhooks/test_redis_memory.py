@@ -17,7 +17,7 @@ from tests.support.redis_memory import fill_to_oom, redis_without_config, set_po
 from tests.support.twilio import recording_params, room_params
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import post_callback, queued, seen_marks
-from webhooks.app_state import roomrec
+from webhooks.intake.state import intake_state
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_the_web_starts_while_redis_is_down_and_warns_once_it_answers(
         assert body["maxmemory_policy"] == {"REDIS_URL": "allkeys-lru"}
         assert len(_policy_warnings(caplog)) == 1
     finally:
-        roomrec(app).relay.stop()
+        intake_state(app).relay.stop()
         later.stop()
 
 
@@ -118,8 +118,8 @@ def test_a_callback_while_redis_answers_oom_is_spooled_not_a_500(
 
     assert response.status_code == 204
     assert response.headers["X-Roomrec-Spooled"] == "1"
-    spool = roomrec(app).spool
-    roomrec(app).relay.stop()  # its own attempts meet the same OOM
+    spool = intake_state(app).spool
+    intake_state(app).relay.stop()  # its own attempts meet the same OOM
     assert spool.pending() == 1
     with sqlite3.connect(spool.path) as connection:
         (row,) = connection.execute("SELECT message FROM spool").fetchall()

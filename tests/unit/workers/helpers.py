@@ -16,7 +16,7 @@ from schemas import HandlerEvent, RoomRecordingSchema, load_callback
 from schemas.settings import WorkerSettings, WorkerSettingsSchema, load_settings
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params
 from tests.unit.schemas.factories import resource_for
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 # 24 key bytes: base64 without padding.
 FORWARD_SECRET = "whsec_" + base64.b64encode(b"roomrec-unit-test-secret").decode()

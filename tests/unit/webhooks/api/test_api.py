@@ -20,9 +20,10 @@ from tests.support.twilio import sid
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import assert_problem
 from tests.unit.workers.store_events import T0, Room
-from webhooks.api.views import ARCHIVES_KEY, api_state
+from webhooks.api.views import api_state
 from workers.metadata import Store
 from workers.metadata.migrate import upgrade
+from workers.state.keys import ARCHIVES_KEY
 from workers.state.outcomes import OutcomeStore
 
 TOKEN = "api-token-0123456789abcdef"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.support.emulator import emulator_fixture
 from tests.support.queues import task_messages
 from tests.support.twilio import ACCOUNT_SID, sid

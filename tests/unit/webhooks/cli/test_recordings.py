@@ -11,7 +11,7 @@ import redis
 import requests
 from flask import Flask
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.support.queues import task_messages
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, sid
 from tests.unit.webhooks.cli_helpers import TARGET, invoke, json_out, worker_env

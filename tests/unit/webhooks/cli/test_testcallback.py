@@ -19,7 +19,7 @@ from tests.unit.webhooks.cli_helpers import invoke, json_out
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import queued
 from webhooks.cli.testcallback import EVENTS, callback_params, sign
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 
 class _Quiet(WSGIRequestHandler):

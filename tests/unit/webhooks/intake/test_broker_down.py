@@ -14,7 +14,7 @@ from devtools.redis_server import RedisServer
 from tests.support.twilio import recording_params
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import assert_problem, post_callback, queued, seen_marks
-from webhooks.app_state import roomrec
+from webhooks.intake.state import intake_state
 
 
 @pytest.mark.parametrize("broker", ["closed_url", "hung_url"])
@@ -35,8 +35,8 @@ def test_a_callback_while_the_queue_is_down_is_spooled_in_under_a_second(
     assert response.status_code == 204
     assert response.headers["X-Roomrec-Spooled"] == "1"
     assert elapsed < 1.0
-    assert roomrec(app).spool.pending() == 1
-    roomrec(app).relay.stop()  # let its own failing attempt finish
+    assert intake_state(app).spool.pending() == 1
+    intake_state(app).relay.stop()  # let its own failing attempt finish
     # Not marked as seen, so the relay (or a retry) queues it once the queue is back.
     assert seen_marks(redis_url) == []
     assert queued(redis_url) == []
@@ -51,14 +51,14 @@ def test_spooled_events_reach_the_queue_in_order_when_it_is_back(
     for params in sent:
         response = post_callback(app.test_client(), params)
         assert response.headers.get("X-Roomrec-Spooled") == "1"
-    assert roomrec(app).spool.pending() == 5
+    assert intake_state(app).spool.pending() == 5
 
     server.start()
     try:
         deadline = time.monotonic() + 10
-        while roomrec(app).spool.pending() and time.monotonic() < deadline:
+        while intake_state(app).spool.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert roomrec(app).spool.pending() == 0
+        assert intake_state(app).spool.pending() == 0
         relayed = [m["args"][0]["params"]["RecordingSid"] for m in queued(server.url)]
         assert relayed == [params["RecordingSid"] for params in sent]
         # Once relayed, the events are seen: Twilio's retry of one is a duplicate.

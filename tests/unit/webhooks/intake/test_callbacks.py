@@ -1,4 +1,4 @@
-"""The callback endpoint with a real Enqueuer on the private Redis."""
+"""The callback endpoint with a real broker on the private Redis."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -24,7 +25,9 @@ from tests.unit.webhooks.helpers import (
 )
 from webhooks import MAX_BODY_BYTES, create_app
 from webhooks.intake.views import CALLBACK_PATH
-from workers.delivery.enqueue import Enqueuer, event_id
+from workers.delivery.celery_app import make_celery
+from workers.delivery.dedup import event_id
+from workers.delivery.redis_broker import RedisBroker
 
 
 def test_a_valid_post_is_queued_once(client: FlaskClient, redis_url: str) -> None:
@@ -397,7 +400,7 @@ def test_post_to_healthz_is_405(client: FlaskClient) -> None:
     assert_problem(client.post("/healthz"), 405)
 
 
-class ExplodingEnqueuer(Enqueuer):
+class ExplodingBroker(RedisBroker):
     def enqueue(self, message: object) -> bool:
         raise RuntimeError("boom: internal detail")
 
@@ -405,7 +408,7 @@ class ExplodingEnqueuer(Enqueuer):
 def test_an_unexpected_error_is_a_500_problem_without_traceback(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    enqueuer = ExplodingEnqueuer.from_urls(redis_url, redis_url, timeout=0.5)
+    enqueuer = ExplodingBroker(make_celery(redis_url), redis.Redis.from_url(redis_url))
     app = create_app(
         {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": "http://localhost"}, enqueuer=enqueuer
     )

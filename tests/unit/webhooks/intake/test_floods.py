@@ -10,7 +10,7 @@ import pytest
 from tests.support.twilio import recording_params
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import FORM, assert_problem, post_callback
-from webhooks.app_state import roomrec
+from webhooks.intake.state import intake_state
 from webhooks.intake.views import CALLBACK_PATH
 
 
@@ -43,7 +43,7 @@ def test_replays_while_the_queue_is_down_are_spooled_once(
     client, params = app.test_client(), recording_params()
     answers = [post_callback(client, params) for _ in range(50)]
     assert {answer.status_code for answer in answers} == {204}
-    assert roomrec(app).spool.pending() == 1
+    assert intake_state(app).spool.pending() == 1
 
 
 def test_a_full_spool_answers_503_with_retry_after(make_app: AppFactory, closed_url: str) -> None:
@@ -58,7 +58,7 @@ def test_a_full_spool_answers_503_with_retry_after(make_app: AppFactory, closed_
     assert assert_problem(refused, 503)["type"].endswith("/spool-full")
     assert int(refused.headers["Retry-After"]) > 0
     assert post_callback(client, kept[0]).status_code == 204  # already kept: not refused
-    assert roomrec(app).spool.pending() == 2
+    assert intake_state(app).spool.pending() == 2
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "roomrec_spool_events 2.0" in metrics
     assert "roomrec_spool_max_events 2.0" in metrics

@@ -22,9 +22,9 @@ from tests.unit.webhooks.helpers import (
     queued,
     seen_marks,
 )
-from webhooks.app_state import roomrec
 from webhooks.errors import CallbackFromTheFuture, StaleCallback
 from webhooks.intake.freshness import check_timestamp
+from webhooks.intake.state import intake_state
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -129,7 +129,7 @@ def test_a_stale_callback_is_not_spooled_while_the_queue_is_down(
     app = make_app(CELERY_BROKER_URL=closed_url, REDIS_URL=closed_url)
     response = post_callback(app.test_client(), recording_params(Timestamp=ago(2 * 3600)))
     assert_problem(response, 403)
-    assert roomrec(app).spool.pending() == 0
+    assert intake_state(app).spool.pending() == 0
 
 
 def test_a_forged_stale_callback_learns_only_that_its_signature_is_wrong(

@@ -16,7 +16,7 @@ from schemas import EventMessage, load_callback
 from tests.support.twilio import recording_params
 from webhooks.errors import SpoolFull
 from webhooks.intake.spool import Spool
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 
 OPENERS = 8
 

@@ -187,7 +187,7 @@ def test_a_refused_redirect_is_dead_lettered_by_the_task(
         REDIS_URL=redis_url, HANDLERS="archive", TWILIO_VIDEO_BASE_URL=twilio.url,
         ARCHIVE_URL=(tmp_path / "archive").as_uri(), MEDIA_ALLOWED_NETWORKS="",
     )  # fmt: skip
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, app)
     app._roomrec_runtime = rt  # what runtime(app) builds in a worker process
     event = recording_event(size=len(BODY))
 

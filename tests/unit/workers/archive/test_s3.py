@@ -8,13 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from tests.support.s3 import MotoS3
 from tests.unit.workers.archive.test_file import blob, chunked, failing_after
 from tests.unit.workers.helpers import worker_settings
 from workers.archive import SizeMismatch, open_storage
-from workers.archive.errors import from_boto
 from workers.archive.s3 import MIN_PART_SIZE, S3Storage
 from workers.errors import PermanentError, TransientError
 
@@ -198,32 +196,3 @@ def test_an_unreachable_endpoint_is_transient() -> None:
 
     with pytest.raises(TransientError, match="S3 request failed on head of RM1/RT1.mka"):
         storage.size_of("RM1/RT1.mka")
-
-
-def client_error(status: int, code: str) -> ClientError:
-    response: Any = {"Error": {"Code": code, "Message": "m"},
-                     "ResponseMetadata": {"HTTPStatusCode": status}}  # fmt: skip
-    return ClientError(response, "PutObject")
-
-
-@pytest.mark.parametrize(
-    ("error", "kind"),
-    [
-        (client_error(403, "AccessDenied"), PermanentError),
-        (client_error(404, "NoSuchBucket"), PermanentError),
-        (client_error(400, "InvalidArgument"), PermanentError),
-        (client_error(503, "SlowDown"), TransientError),
-        (client_error(500, "InternalError"), TransientError),
-        (client_error(400, "RequestTimeout"), TransientError),
-        (client_error(404, "NoSuchUpload"), TransientError),
-        (client_error(429, "TooManyRequests"), TransientError),
-        (NoCredentialsError(), PermanentError),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), TransientError),
-    ],
-)
-def test_boto_errors_are_translated(error: Exception, kind: type[Exception]) -> None:
-    assert isinstance(error, ClientError | NoCredentialsError | EndpointConnectionError)
-    translated = from_boto(error, "upload of x")
-
-    assert type(translated) is kind
-    assert "upload of x" in str(translated)

@@ -14,14 +14,21 @@ import redis
 
 from schemas import EventMessage, load_callback
 from tests.support.twilio import room_params
-from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE, RUN_HANDLER_TASK, make_celery
-from workers.delivery.enqueue import Enqueuer, event_id
+from workers.delivery.celery_app import (
+    EVENTS_QUEUE,
+    HANDLERS_QUEUE,
+    QUEUES,
+    RUN_HANDLER_TASK,
+    make_celery,
+)
+from workers.delivery.dedup import event_id
 from workers.delivery.ledger import MAX_REPUBLISH, InFlight
-from workers.delivery.redis_broker import DelayedQueue, build_message
+from workers.delivery.messages import build_message
+from workers.delivery.redis_broker import RedisBroker
 from workers.state.deadletters import DeadLetterStore
 from workers.state.keys import DELAYED_KEY, INFLIGHT_KEY, UNACKED_KEY
 
-QUEUES = (EVENTS_QUEUE, HANDLERS_QUEUE)
+APP = make_celery("redis://127.0.0.1:1/0")  # builds messages only: never connects
 GRACE = 30.0
 TASK_ID = "evt_1.forward.0"
 BODY = {"id": "evt_1", "event": {"StatusCallbackEvent": "recording-completed"}}
@@ -40,16 +47,15 @@ def ledger(client: redis.Redis) -> InFlight:
 
 
 def handler_message(target: str | None = "https://hooks.example.com/in?token=s3cr3t") -> str:
-    app = make_celery("redis://127.0.0.1:1/0")
     return build_message(
-        app, RUN_HANDLER_TASK, ["forward", target, BODY], task_id=TASK_ID, queue=HANDLERS_QUEUE
+        APP, RUN_HANDLER_TASK, ["forward", target, BODY], task_id=TASK_ID, queue=HANDLERS_QUEUE
     )
 
 
 def publish(client: redis.Redis, delay: float = 0) -> tuple[str, float]:
     message = handler_message()
     published = time.time()
-    DelayedQueue(client, QUEUES).add(HANDLERS_QUEUE, message, delay, task_id=TASK_ID)
+    RedisBroker(APP, client).push(HANDLERS_QUEUE, message, task_id=TASK_ID, delay=delay)
     return message, published
 
 
@@ -158,7 +164,7 @@ def test_the_web_enqueue_records_its_message_atomically(client, ledger, redis_ur
     message = EventMessage(
         id=event_id(params), event=load_callback(params), received_at=datetime.now(UTC)
     )
-    enqueuer = Enqueuer(make_celery(redis_url), client, atomic=True)
+    enqueuer = RedisBroker(make_celery(redis_url), client)
 
     assert enqueuer.enqueue(message) is True
     assert enqueuer.enqueue(message) is False  # a duplicate writes nothing

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from emulator.media import media_sha256
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
+from emulator.model.media import media_sha256
 from schemas import HandlerEvent, RoomRecordingSchema, load_callback
 from tests.support.s3 import MotoS3
 from tests.support.twilio import recording_params, room_params
 from tests.unit.workers.helpers import room_event
 from workers.archive import ArchiveBusy, ArchiveIndex, ArchivePaused, SizeMismatch
 from workers.archive.lock import RecordingLock
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.errors import NotFoundYet, PermanentError, TransientError
 from workers.handlers import HandlerContext, resolve
 from workers.handlers.archive import ArchiveHandler

@@ -21,7 +21,7 @@ from tests.support.databases import BACKENDS, database_url
 from tests.support.twilio import AUTH_TOKEN, sid
 from tests.unit.workers.store_events import Room
 from webhooks import create_app
-from webhooks.app_state import roomrec
+from webhooks.app_state import app_state
 from workers.metadata import SchemaNotReady, Store, StoreUnavailable
 from workers.metadata.engine import make_engine
 from workers.metadata.errors import UPGRADE_COMMAND
@@ -223,7 +223,7 @@ def test_flask_db_upgrade_and_current(url: str, redis_url: str, tmp_path: Path) 
         again = runner.invoke(args=["db", "upgrade"])
         after = runner.invoke(args=["db", "current"])
     finally:
-        roomrec(app).enqueuer.close()
+        app_state(app).enqueuer.close()
     assert first.exit_code == 0, first.output
     assert f"upgraded from an empty database to {head_revision()}" in first.output
     assert f"already at {head_revision()}" in again.output
@@ -241,7 +241,7 @@ def test_flask_db_upgrade_fails_clearly_without_a_database(redis_url: str, tmp_p
     try:
         result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     finally:
-        roomrec(app).enqueuer.close()
+        app_state(app).enqueuer.close()
     assert result.exit_code == 1
     assert "database unavailable" in result.output
     assert "s3cret" not in result.output

@@ -16,14 +16,14 @@ import pytest
 from celery import Celery
 
 import workers.pipeline.tasks  # noqa: F401  (registers roomrec.process_event on every app)
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from schemas import EventMessage, HandlerEvent, RoomRecordingSchema, load_callback
 from tests.support.emulator import emulator_fixture
 from tests.support.twilio import ACCOUNT_SID, recording_params, room_params, sid
 from tests.unit.workers import sample_handlers
 from tests.unit.workers.helpers import room_event, worker_settings
 from workers.delivery.celery_app import PROCESS_EVENT_TASK
-from workers.delivery.enqueue import Enqueuer, event_id
+from workers.delivery.dedup import event_id
 from workers.errors import NotFoundYet
 from workers.handlers import HandlerContext
 from workers.handlers.archive import ArchiveHandler
@@ -61,7 +61,7 @@ def make_runtime(redis_url: str, app: Celery, twilio: EmulatorProcess) -> Iterat
         settings = worker_settings(
             REDIS_URL=redis_url, TWILIO_VIDEO_BASE_URL=twilio.url, **(defaults | env)
         )
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, app)
         app._roomrec_runtime = runtime  # what runtime(app) builds in a worker process
         built.append(runtime)
         return runtime
@@ -205,9 +205,7 @@ def test_reconciliation_lists_every_account_with_its_own_credentials(
 ) -> None:
     rt = make_runtime()
     mine, theirs = seed(twilio, None), seed(twilio, ACCOUNT_B)
-    enqueuer = Enqueuer(app, rt.redis, atomic=True, dedup_ttl=rt.settings.dedup_ttl)
-
-    summary = reconcile_accounts(rt.twilio, enqueuer, datetime.now(UTC) - timedelta(hours=1))
+    summary = reconcile_accounts(rt.twilio, rt.broker, datetime.now(UTC) - timedelta(hours=1))
 
     assert sorted(summary.queued) == sorted([mine["RecordingSid"], theirs["RecordingSid"]])
     assert summary.listed == 2 and summary.failed == {}
@@ -222,9 +220,7 @@ def test_a_failing_account_does_not_stop_the_reconciliation_of_the_others(
     wrong = json.dumps({ACCOUNT_B: {"auth_token": "not-b-s-token"}})
     rt = make_runtime(TWILIO_ACCOUNTS=wrong)
     mine = seed(twilio, None)
-    enqueuer = Enqueuer(app, rt.redis, atomic=True, dedup_ttl=rt.settings.dedup_ttl)
-
-    summary = reconcile_accounts(rt.twilio, enqueuer, datetime.now(UTC) - timedelta(hours=1))
+    summary = reconcile_accounts(rt.twilio, rt.broker, datetime.now(UTC) - timedelta(hours=1))
 
     assert summary.queued == [mine["RecordingSid"]]
     assert list(summary.failed) == [ACCOUNT_B] and "401" in summary.failed[ACCOUNT_B]

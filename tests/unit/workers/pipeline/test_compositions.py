@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from emulator.media import media_sha256
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
+from emulator.model.media import media_sha256
 from schemas import HandlerEvent, HandlerEventSchema, load_callback
 from schemas.settings import ConfigurationError
 from tests.support.emulator import twilio_fixture
 from tests.support.twilio import ACCOUNT_SID, room_params, sid
 from tests.unit.workers.helpers import worker_settings
 from workers.delivery.celery_app import COMPOSE_TASK
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.errors import NotFoundYet, PermanentError
 from workers.handlers import HandlerContext
 from workers.handlers.archive import ArchiveHandler
@@ -40,12 +40,12 @@ twilio = twilio_fixture(compositions_by_hand=True)
 
 
 @pytest.fixture
-def runtime(redis_url: str, twilio: EmulatorProcess) -> Iterator[Runtime]:
+def runtime(redis_url: str, app: Celery, twilio: EmulatorProcess) -> Iterator[Runtime]:
     settings = worker_settings(
         REDIS_URL=redis_url, TWILIO_VIDEO_BASE_URL=twilio.url, HANDLERS="log",
         COMPOSE_ON_ROOM_READY="1", PUBLIC_BASE_URL=PUBLIC + "/", TASK_MAX_RETRIES="2",
     )  # fmt: skip
-    built = Runtime.build(settings)
+    built = Runtime.build(settings, app)
     yield built
     built.redis.close()
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from marshmallow import ValidationError
 
-from emulator.composition_flow import callback_params
-from emulator.compositions import Composition
+from emulator.model.composition_flow import callback_params
+from emulator.model.compositions import Composition
 from schemas import CALLBACK_SCHEMAS, load_callback
 from tests.support.twilio import ACCOUNT_SID, sid
 

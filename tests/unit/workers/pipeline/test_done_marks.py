@@ -46,8 +46,8 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
         yield found
 
 
-def runtime_with(redis_url: str, probes: list[Probe]) -> Runtime:
-    rt = Runtime.build(worker_settings(REDIS_URL=redis_url, HANDLERS="log"))
+def runtime_with(redis_url: str, app: Celery, probes: list[Probe]) -> Runtime:
+    rt = Runtime.build(worker_settings(REDIS_URL=redis_url, HANDLERS="log"), app)
     return dataclasses.replace(rt, handlers={probe.name: probe for probe in probes})
 
 
@@ -61,7 +61,7 @@ def test_a_repeatable_handlers_mark_waits_for_the_next_write(
 ) -> None:
     order = ["first", "once", "last"]
     first, once, last = (Probe(name, client, order, repeatable=name != "once") for name in order)
-    rt = runtime_with(redis_url, [first, once, last])
+    rt = runtime_with(redis_url, app, [first, once, last])
     event = room_event(room_params())
     before = transactions(client)
 
@@ -81,7 +81,7 @@ def test_a_repeatable_handler_in_a_task_of_its_own_writes_its_mark(
     redis_url: str, app: Celery, client: redis.Redis
 ) -> None:
     probe = Probe("alone", client, ["alone"], repeatable=True)
-    rt = runtime_with(redis_url, [probe])
+    rt = runtime_with(redis_url, app, [probe])
     event = room_event(room_params())
 
     attempt_handler(app, rt, "alone", None, 0, event, {}, attempt=0)
@@ -95,7 +95,7 @@ def test_a_handler_that_ran_is_not_run_again_on_redelivery(
 ) -> None:
     order = ["first", "once"]
     first, once = (Probe(name, client, order, repeatable=name == "first") for name in order)
-    rt = runtime_with(redis_url, [first, once])
+    rt = runtime_with(redis_url, app, [first, once])
     event = room_event(room_params())
     run_handlers(app, rt, event)
     first.seen_done = once.seen_done = ["not run"]

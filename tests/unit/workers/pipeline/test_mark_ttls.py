@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.support.twilio import room_params, sid
 from tests.unit.workers import sample_handlers
 from tests.unit.workers.helpers import room_event, worker_settings
@@ -34,13 +34,13 @@ def test_the_marks_outlive_dedup_ttl_and_every_retry() -> None:
 
 
 @pytest.fixture
-def runtime(redis_url: str, twilio: EmulatorProcess) -> Iterator[Runtime]:
+def runtime(redis_url: str, app: Celery, twilio: EmulatorProcess) -> Iterator[Runtime]:
     sample_handlers.CALLS.clear()
     settings = worker_settings(
         REDIS_URL=redis_url, TWILIO_VIDEO_BASE_URL=twilio.url, ROOM_READY_EVENTS="1",
         HANDLERS="tests.unit.workers.sample_handlers:record", **ENV,
     )  # fmt: skip
-    built = Runtime.build(settings)
+    built = Runtime.build(settings, app)
     yield built
     built.redis.close()
     sample_handlers.CALLS.clear()
@@ -78,7 +78,7 @@ def test_a_room_ended_twice_emits_once_and_every_mark_follows_dedup_ttl(
 
 
 def test_the_composition_marker_follows_dedup_ttl(
-    redis_url: str, emulator: EmulatorProcess
+    redis_url: str, app: Celery, emulator: EmulatorProcess
 ) -> None:
     emulator.control.reset()
     emulator.control.set_composition_settings(auto_advance_ms=None)
@@ -86,7 +86,7 @@ def test_the_composition_marker_follows_dedup_ttl(
         REDIS_URL=redis_url, TWILIO_VIDEO_BASE_URL=emulator.url, COMPOSE_ON_ROOM_READY="1",
         PUBLIC_BASE_URL="https://roomrec.example.com", **ENV,
     )  # fmt: skip
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, app)
     try:
         room = sid("RM")
         emulator.control.create_room(sid=room)

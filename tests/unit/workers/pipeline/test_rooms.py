@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 from marshmallow import ValidationError
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from schemas import EventMessageSchema, HandlerEvent, HandlerEventSchema, load_callback
 from schemas.internal import ROOM_RECORDINGS_READY, load_internal
 from tests.support.emulator import twilio_fixture
@@ -21,7 +21,7 @@ from tests.support.twilio import ACCOUNT_SID, recording_params, room_params, sid
 from tests.unit.workers import sample_handlers
 from tests.unit.workers.helpers import recording_event, room_event, worker_settings
 from workers.delivery.celery_app import ROOM_RECORDINGS_TASK
-from workers.delivery.enqueue import event_id
+from workers.delivery.dedup import event_id
 from workers.handlers.forward import payload
 from workers.handlers.stream import entry_fields
 from workers.metadata import Store
@@ -178,7 +178,7 @@ twilio = twilio_fixture(compositions_by_hand=True)
 
 
 @pytest.fixture
-def make_runtime(redis_url: str, twilio: EmulatorProcess) -> Iterator[MakeRuntime]:
+def make_runtime(redis_url: str, app: Celery, twilio: EmulatorProcess) -> Iterator[MakeRuntime]:
     built: list[Runtime] = []
     sample_handlers.CALLS.clear()
 
@@ -188,7 +188,7 @@ def make_runtime(redis_url: str, twilio: EmulatorProcess) -> Iterator[MakeRuntim
         settings = worker_settings(
             REDIS_URL=redis_url, TWILIO_VIDEO_BASE_URL=twilio.url, **(defaults | env)
         )
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, app)
         built.append(runtime)
         return runtime
 

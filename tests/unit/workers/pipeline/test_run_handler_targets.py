@@ -26,7 +26,7 @@ def rt(redis_url: str, app: Celery, forward_target: ForwardTarget) -> Iterator[R
     """The runtime of a worker forwarding to ``forward_target`` only."""
     built = Runtime.build(worker_settings(
         REDIS_URL=redis_url, HANDLERS="log,forward", FORWARD_URLS=forward_target.url,
-    ))  # fmt: skip
+    ), app)  # fmt: skip
     app._roomrec_runtime = built  # what runtime(app) builds in a worker process
     yield built
     built.redis.close()

@@ -1,5 +1,6 @@
 """Replaying dead letters and recordings: which task is queued, where, with which target, and
-when the entry goes. Publishes through Celery into the private Redis, then reads the queues."""
+when the entry goes. Publishes through the broker into the private Redis, then reads the
+queues."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from typing import Any
 
 import pytest
 import redis
-from celery import Celery
 
 from schemas import RoomRecordingSchema
 from tests.support.queues import task_messages
 from tests.support.twilio import recording_params
 from tests.unit.schemas.factories import resource_for
 from tests.unit.workers.helpers import worker_settings
+from workers.delivery.broker import Broker
 from workers.delivery.celery_app import make_celery
+from workers.delivery.choice import open_broker
+from workers.delivery.kombu_broker import KombuBroker
+from workers.delivery.redis_broker import RedisBroker
 from workers.errors import BrokerUnavailable
 from workers.observability.redaction import target_label
 from workers.recovery.replay import (
@@ -29,7 +33,7 @@ from workers.recovery.replay import (
 )
 from workers.recovery.synthetic import NotReplayable, synthetic_message
 from workers.state.deadletters import DeadLetterStore
-from workers.state.keys import SEEN_KEY, done_key
+from workers.state.keys import INFLIGHT_KEY, SEEN_KEY, done_key
 
 TARGET = "https://hooks.example.com/in?token=s3cr3t"
 OTHER = "https://other.example.com/in"
@@ -44,9 +48,10 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def celery(redis_url: str) -> Iterator[Celery]:
+def broker(redis_url: str, client: redis.Redis) -> Iterator[Broker]:
+    """The broker of the command line on the default settings: the Redis of REDIS_URL."""
     app = make_celery(redis_url, publish_timeout=2)
-    yield app
+    yield open_broker(app, client, broker_url=redis_url, redis_url=redis_url)
     app.close()
 
 
@@ -153,7 +158,7 @@ def test_configured_targets_are_the_workers(redis_url: str, client: redis.Redis)
 )  # fmt: skip
 def test_a_replay_queues_the_task_then_removes_the_entry(
     client: redis.Redis,
-    celery: Celery,
+    broker: Broker,
     redis_url: str,
     stage: str,
     target: str | None,
@@ -163,41 +168,52 @@ def test_a_replay_queues_the_task_then_removes_the_entry(
     store = DeadLetterStore(client)
     found = entry(store, stage, target)
 
-    replayed = DeadLetterReplayer(store, celery, TARGETS).replay(found)
+    replayed = DeadLetterReplayer(store, broker, TARGETS).replay(found)
 
     [queued] = task_messages(redis_url, queue)
     assert (queued["task"], queued["id"]) == (task, replayed.task_id)
     assert queued["args"] == replayed.args
+    assert client.hexists(INFLIGHT_KEY, replayed.task_id)  # in the ledger: never lost
     assert store.list() == []
 
 
-def test_an_entry_that_failed_again_meanwhile_stays(client: redis.Redis, celery: Celery) -> None:
+def test_an_entry_that_failed_again_meanwhile_stays(client: redis.Redis, broker: Broker) -> None:
     store = DeadLetterStore(client)
     stale = entry(store, "handler:forward", TARGET)
     fresh = entry(store, "handler:forward", TARGET)  # the replayed task failed anew
     assert fresh["failed_at"] != stale["failed_at"]
 
-    DeadLetterReplayer(store, celery, TARGETS).replay(stale)
+    DeadLetterReplayer(store, broker, TARGETS).replay(stale)
 
     assert [e["failed_at"] for e in store.list()] == [fresh["failed_at"]]
 
 
-def test_a_broker_that_does_not_answer_keeps_the_entry(client: redis.Redis) -> None:
+@pytest.mark.parametrize("same_redis", [False, True])
+def test_a_broker_that_does_not_answer_keeps_the_entry(
+    client: redis.Redis, redis_url: str, same_redis: bool
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        dead = make_celery(f"redis://127.0.0.1:{sock.getsockname()[1]}/0", publish_timeout=0.5)
+        dead_url = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    dead = make_celery(dead_url, publish_timeout=0.5)
+    # Another broker than REDIS_URL (Celery's publish), or the Redis of REDIS_URL itself down.
+    dead_client = redis.Redis.from_url(dead_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    broker = open_broker(dead, dead_client if same_redis else client, broker_url=dead_url,
+                         redis_url=dead_url if same_redis else redis_url)  # fmt: skip
+    assert isinstance(broker, RedisBroker if same_redis else KombuBroker)
     store = DeadLetterStore(client)
     found = entry(store, "handler:forward", TARGET)
 
     with pytest.raises(BrokerUnavailable):
-        DeadLetterReplayer(store, dead, TARGETS).replay(found)
+        DeadLetterReplayer(store, broker, TARGETS).replay(found)
     assert len(store) == 1
     dead.close()
+    dead_client.close()
 
 
 @pytest.mark.parametrize("force", [False, True])
 def test_replaying_a_recording_queues_its_event(
-    client: redis.Redis, celery: Celery, redis_url: str, force: bool
+    client: redis.Redis, broker: Broker, redis_url: str, force: bool
 ) -> None:
     params = recording_params()
     recording = RoomRecordingSchema().load(resource_for(params))
@@ -206,7 +222,7 @@ def test_replaying_a_recording_queues_its_event(
     for key in marks:
         client.set(key, 1)
 
-    cleared = replay_recording(message, celery, client, TARGETS, force=force)
+    cleared = replay_recording(message, broker, client, TARGETS, force=force)
 
     [queued] = task_messages(redis_url, "roomrec.events")
     assert queued["task"] == "roomrec.process_event"

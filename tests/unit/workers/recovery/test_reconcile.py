@@ -12,15 +12,18 @@ import pytest
 import redis
 from werkzeug.wrappers import Response
 
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from schemas import RoomRecordingSchema, load_callback
 from schemas.settings import WorkerSettings
 from tests.support.twilio import ACCOUNT_SID, recording_params, sid
 from tests.unit.schemas.factories import resource_for
 from tests.unit.webhooks.helpers import queued
 from tests.unit.workers.helpers import worker_settings
+from workers.delivery.broker import Broker
 from workers.delivery.celery_app import make_celery
-from workers.delivery.enqueue import Enqueuer, event_id
+from workers.delivery.choice import open_broker
+from workers.delivery.dedup import event_id
+from workers.delivery.redis_broker import RedisBroker
 from workers.errors import PermanentError
 from workers.recovery.reconcile import Summary, list_recordings, reconcile
 from workers.recovery.synthetic import NotReplayable, synthetic_message
@@ -35,12 +38,14 @@ def settings(emulator: EmulatorProcess, redis_url: str) -> WorkerSettings:
 
 
 @pytest.fixture
-def enqueuer(redis_url: str) -> Iterator[Enqueuer]:
-    """An enqueuer as the reconcile task builds one: atomic on the one Redis."""
+def enqueuer(redis_url: str) -> Iterator[Broker]:
+    """A broker as the reconcile task's runtime builds one: atomic on the one Redis."""
     client, celery = redis.Redis.from_url(redis_url), make_celery(redis_url)
-    yield Enqueuer(celery, client, atomic=True)
+    broker = open_broker(celery, client, broker_url=redis_url, redis_url=redis_url)
+    assert isinstance(broker, RedisBroker)
+    yield broker
     celery.close()
-    client.close()
+    broker.close()
 
 
 def create(control: Any, status: str = "completed", age: float = 60, **fields: Any) -> str:
@@ -180,7 +185,7 @@ def test_an_unreadable_page_is_permanent(local_server: Any) -> None:
 
 
 def test_only_final_recordings_never_processed_are_queued(
-    control: Any, settings: WorkerSettings, enqueuer: Enqueuer, redis_url: str
+    control: Any, settings: WorkerSettings, enqueuer: Broker, redis_url: str
 ) -> None:
     completed, failed = create(control), create(control, "failed")
     processing = create(control, "processing")
@@ -208,7 +213,7 @@ def test_only_final_recordings_never_processed_are_queued(
 
 
 def test_a_second_run_queues_nothing(
-    control: Any, settings: WorkerSettings, enqueuer: Enqueuer, redis_url: str
+    control: Any, settings: WorkerSettings, enqueuer: Broker, redis_url: str
 ) -> None:
     for _ in range(3):
         create(control)
@@ -221,7 +226,7 @@ def test_a_second_run_queues_nothing(
     assert len(queued(redis_url)) == 3
 
 
-def test_an_invalid_resource_is_counted_and_skipped(local_server: Any, enqueuer: Enqueuer) -> None:
+def test_an_invalid_resource_is_counted_and_skipped(local_server: Any, enqueuer: Broker) -> None:
     good = resource_for(recording_params())
     server = local_server(lambda _r, _e: page([{"sid": "nonsense"}, good], None))
     settings = worker_settings(TWILIO_VIDEO_BASE_URL=server.url)

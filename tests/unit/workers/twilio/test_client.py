@@ -20,7 +20,7 @@ from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, sid
 from tests.unit.schemas.factories import recording_resource
 from tests.unit.workers.helpers import LocalServer, worker_settings
 from workers.errors import NotFoundYet, PermanentError, TransientError
-from workers.twilio.client import TwilioVideo, check, load_recording, retry_after_seconds
+from workers.twilio.client import TwilioVideo, check, load_recording
 
 Start = Callable[..., LocalServer]
 API_KEY_SID = "SK" + "fedcba9876543210" * 2
@@ -113,21 +113,6 @@ def test_errors_without_a_twilio_body_still_raise(body: str) -> None:
         check(response(502, body), "fetch of recording RT1")
 
     assert "502" in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(None, None), ("", None), ("0", 0.0), ("2.5", 2.5), ("-4", 0.0), ("soon", None),
-     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
-)  # fmt: skip
-def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
-    headers = CaseInsensitiveDict({} if value is None else {"Retry-After": value})
-
-    assert retry_after_seconds(headers) == expected
-
-
-def test_retry_after_seconds_without_headers() -> None:
-    assert retry_after_seconds(None) is None
 
 
 # --- load_recording() --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devtools.receiver import ForwardTarget
-from emulator.process import EmulatorProcess
+from emulator.client import EmulatorProcess
 from tests.support.twilio import sid
 from tests.unit.workers.helpers import recording_event, worker_settings
 from workers.handlers import HandlerContext, resolve
