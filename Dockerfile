@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: build roomrec with its pinned dependencies into a virtualenv, then copy only that
 # virtualenv into a slim runtime image that runs as an unprivileged user. One image serves web
-# (gunicorn), worker and beat (celery) and flower.
+# (gunicorn), worker and beat (celery) and flower, with a SQLite or a PostgreSQL store.
 ARG PYTHON_VERSION=3.12
 
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -10,7 +10,8 @@ WORKDIR /src
 RUN python -m venv /opt/roomrec
 # The sources, as filtered by .dockerignore: never .env, data, tests or the virtualenv.
 COPY . .
-RUN --mount=type=cache,target=/root/.cache/pip /opt/roomrec/bin/pip install ".[flower]"
+# flower for the task views; postgres for a PostgreSQL DATABASE_URL (psycopg with its own libpq).
+RUN --mount=type=cache,target=/root/.cache/pip /opt/roomrec/bin/pip install ".[flower,postgres]"
 
 FROM python:${PYTHON_VERSION}-slim
 ENV PATH=/opt/roomrec/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo run test test-unit test-integration chaos bench lint format clean clean-data
+.PHONY: help install services demo run test test-unit test-integration chaos bench lint format clean clean-data
 
 help:
 	@echo "make demo              run a simulated Twilio room through the whole stack"
 	@echo "make test              install everything needed, then run every test"
+	@echo "make services          install the RabbitMQ and PostgreSQL the tests start (as root)"
 	@echo "make run               start web (gunicorn) and a worker for real Twilio, from .env"
 	@echo "make lint              ruff, ruff format --check, mypy, import contracts"
 	@echo "make chaos             the real stack under injected faults (about 70 s)"
@@ -28,22 +29,27 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The binaries of the RabbitMQ nodes and the PostgreSQL that the tests start for themselves on
+# free ports (never the machine's services): Debian's packages, installed when missing.
+services:
+	@bash devtools/ensure_services.sh
+
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
 run: $(STAMP)
 	$(BIN)/python -m devtools.run
 
-test: $(STAMP)
+test: $(STAMP) services
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) services
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/emulator
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) services
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration
 
-chaos: $(STAMP)
+chaos: $(STAMP) services
 	$(BIN)/python -m pytest -p no:cacheprovider -m chaos tests/chaos -s
 
 bench: $(STAMP)

@@ -45,16 +45,18 @@ from schemas.settings import (
     WebSettingsSchema,
     load_settings,
 )
-from workers.observability.logs import (
+from workers.service.observability import (
+    MULTIPROC_ENV,
     RedactingFormatter,
     Redactor,
     configure_logging,
+    enable_multiprocess,
     make_formatter,
+    process_exited,
     resolve_format,
     settings_secrets,
 )
 
-_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OWNED_ENV = "ROOMREC_OWNED_MULTIPROC_DIR"  # the directory this file made, removed at exit
 _SECRET_VARIABLES = ("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY", "API_TOKEN")
 
@@ -85,24 +87,22 @@ except ValueError as exc:
     raise SystemExit(f"invalid configuration: LOG_LEVEL: {exc}") from None
 logging.captureWarnings(True)
 
-# Before the app (hence prometheus_client) is imported in any worker: it reads the variable once.
-if not os.environ.get(_MULTIPROC_ENV):
-    os.environ[_MULTIPROC_ENV] = os.environ[_OWNED_ENV] = tempfile.mkdtemp(
-        prefix="roomrec-web-metrics-"
-    )
-elif not os.path.isdir(os.environ[_MULTIPROC_ENV]):
+# prometheus_client, imported above, chose how to count from the environment as it was then: a
+# directory made here switches it to files there, before any worker forks (they inherit both).
+if not os.environ.get(MULTIPROC_ENV):
+    os.environ[_OWNED_ENV] = tempfile.mkdtemp(prefix="roomrec-web-metrics-")
+    enable_multiprocess(os.environ[_OWNED_ENV])
+elif not os.path.isdir(os.environ[MULTIPROC_ENV]):
     raise SystemExit(
-        f"invalid configuration: {_MULTIPROC_ENV}: {os.environ[_MULTIPROC_ENV]!r} "
+        f"invalid configuration: {MULTIPROC_ENV}: {os.environ[MULTIPROC_ENV]!r} "
         "is not an existing directory."
     )
-
-from workers.observability.metrics import process_exited  # noqa: E402  (after the variable)
 
 
 def on_starting(server: Any) -> None:
     """Once, in the master, before any worker: drop the counts of a previous run."""
     if not os.environ.get(_OWNED_ENV):
-        for path in glob.glob(os.path.join(os.environ[_MULTIPROC_ENV], "*.db")):
+        for path in glob.glob(os.path.join(os.environ[MULTIPROC_ENV], "*.db")):
             os.remove(path)
 
 

@@ -45,6 +45,7 @@ from bench.stats import (
     shown,
 )
 from schemas import EventMessage, load_callback
+from schemas.settings import DEFAULT_DEDUP_TTL
 from workers.delivery.choice import connect
 from workers.delivery.dedup import event_id
 from workers.metadata import Store
@@ -57,7 +58,7 @@ POLL = 0.05
 
 def queue_events(env: BenchEnv, count: int) -> None:
     """``count`` recording-completed events through the web's own broker."""
-    broker = connect(env.redis.url, env.redis.url, timeout=5)
+    broker = connect(env.redis.url, env.redis.url, timeout=5, dedup_ttl=DEFAULT_DEDUP_TTL)
     now = datetime.now(UTC)
     try:
         for recording in env.recordings(count):

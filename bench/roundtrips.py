@@ -23,7 +23,7 @@ ack. The figure is the count most windows gave, with how many agreed and what th
 counted: a window can catch a worker's periodic work (the pump's script every 0.5 s, kombu's
 ``BRPOP`` timeout every second, its restore every 10 s).
 
-Run alone as ``python -m bench roundtrips`` (about a minute).
+Run alone as ``python -m bench roundtrips`` (about 30 seconds).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Field types shared by the Twilio schemas: SIDs, case-insensitive enums, snake_case names."""
+"""Field types shared by the Twilio schemas (SIDs, case-insensitive enums, absolute URLs), and
+what the schemas' users share: snake_case names, ISO 8601 times, a ValidationError's messages
+by name."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields
 
@@ -49,6 +52,22 @@ class CaseInsensitiveEnum(fields.String):
             raise ValidationError(f"Must be one of: {', '.join(self.choices)}.") from None
 
 
+class AbsoluteUrl(fields.String):
+    """A URL with a scheme and a host that :func:`urllib.parse.urlsplit` takes apart, kept
+    verbatim: no check of the host's or path's characters beyond that."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise ValidationError("Not a valid URL.") from None
+        if not parts.scheme or not parts.hostname or any(c in text for c in "\r\n\t\0"):
+            raise ValidationError("Not a valid URL: it needs a scheme and a host.")
+        return text
+
+
 @functools.lru_cache(maxsize=1024)
 def snake_case(name: str) -> str:
     """``RecordingSid`` -> ``recording_sid``; ``OffsetFromTwilioVideoEpoch`` ->
@@ -63,3 +82,17 @@ def snake_keys(params: Mapping[str, Any]) -> dict[str, Any]:
 def iso8601(moment: datetime) -> str:
     """An aware datetime in ISO 8601 UTC as Twilio writes it: ``2020-08-20T01:42:05.839174Z``."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def messages_by_name(error: ValidationError) -> dict[str, list[str]]:
+    """What ``error`` says of each name it names (a parameter, a variable, a filter; ``_schema``
+    for the payload as a whole), its nested messages flattened in order."""
+    return {str(name): _flatten(value) for name, value in error.normalized_messages().items()}
+
+
+def _flatten(messages: Any) -> list[str]:
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, Mapping):
+        return [m for value in messages.values() for m in _flatten(value)]
+    return [m for value in messages for m in _flatten(value)]

@@ -27,7 +27,7 @@ from marshmallow import (
 )
 
 from schemas.accounts import Accounts, AccountsJson, SharedKey, SharedKeys, TwilioAccount
-from schemas.fields import CaseInsensitiveEnum, Sid
+from schemas.fields import CaseInsensitiveEnum, Sid, messages_by_name
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 AMQP_BACKOFF_LIMIT = 1500.0
@@ -47,8 +47,9 @@ DEFAULT_CALLBACK_MAX_AGE = 3600  # a callback older than this (by its Timestamp)
 DEFAULT_CALLBACK_MAX_SKEW = 300  # how far a Timestamp may be ahead of this host's clock
 DEFAULT_SPOOL_MAX_EVENTS = 100_000
 _positive = validate.Range(min=0, min_inclusive=False)
-# Reconciliation relies on the de-duplication marks (kept 7 days) to skip recordings already
-# processed; a longer window would process older recordings a second time.
+# Reconciliation relies on the de-duplication marks to skip recordings already processed, so
+# its window must be shorter than DEDUP_TTL (checked with both settings loaded); this is only
+# the field's own upper bound (a week).
 RECONCILE_WINDOW_MAX = 7 * 24 * 3600
 LOG_FORMATS = ("auto", "json", "text")
 DEFAULT_METRICS_PORT = 9809  # worker's exporter (9808 is celery-exporter's); 0 turns it off
@@ -175,8 +176,13 @@ class _BaseSettingsSchema(Schema):
         data_key="LOG_FORMAT", load_default="auto", validate=validate.OneOf(LOG_FORMATS)
     )
 
+    database_url = fields.String(
+        data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
+    )
+    twilio_accounts = AccountsJson(data_key="TWILIO_ACCOUNTS", load_default=())
+
     dedup_ttl = fields.Integer(
-        data_key="DEDUP_TTL", load_default=7 * 24 * 3600, validate=validate.Range(min=60)
+        data_key="DEDUP_TTL", load_default=DEFAULT_DEDUP_TTL, validate=validate.Range(min=60)
     )
 
     @post_load
@@ -232,7 +238,6 @@ class WebSettingsSchema(_BaseSettingsSchema):
         data_key="TWILIO_AUTH_TOKEN", load_default=None, validate=validate.Length(min=1)
     )
     twilio_account_sid = Sid("AC", data_key="TWILIO_ACCOUNT_SID", load_default=None)
-    twilio_accounts = AccountsJson(data_key="TWILIO_ACCOUNTS", load_default=())
     twilio_auth_token_secondary = fields.String(
         data_key="TWILIO_AUTH_TOKEN_SECONDARY", load_default=None
     )
@@ -251,9 +256,6 @@ class WebSettingsSchema(_BaseSettingsSchema):
     trust_proxy_headers = fields.Boolean(data_key="TRUST_PROXY_HEADERS", load_default=False)
     enqueue_timeout = fields.Float(data_key="ENQUEUE_TIMEOUT", load_default=0.5, validate=_positive)
     spool_path = fields.String(data_key="SPOOL_PATH", load_default="./data/spool.sqlite3")
-    database_url = fields.String(
-        data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
-    )
     api_token = fields.String(
         data_key="API_TOKEN", load_default=None, validate=validate.Length(min=16)
     )
@@ -341,7 +343,7 @@ class WorkerSettings:
     log_level: str
     reconcile_interval: int = 900
     reconcile_window: int = 7200
-    dedup_ttl: int = 7 * 24 * 3600
+    dedup_ttl: int = DEFAULT_DEDUP_TTL
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     stream_name: str = DEFAULT_STREAM_KEY  # STREAM_KEY (a "key" suffix would be masked in logs)
     stream_maxlen: int = DEFAULT_STREAM_MAXLEN
@@ -416,10 +418,6 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     twilio_timeout = fields.Float(data_key="TWILIO_TIMEOUT", load_default=10.0, validate=_positive)
     twilio_max_concurrency = fields.Integer(
         data_key="TWILIO_MAX_CONCURRENCY", load_default=None, validate=validate.Range(min=1)
-    )
-    twilio_accounts = AccountsJson(data_key="TWILIO_ACCOUNTS", load_default=())
-    database_url = fields.String(
-        data_key="DATABASE_URL", load_default=DEFAULT_DATABASE_URL, validate=_check_database_url
     )
     stream_name = fields.String(
         data_key="STREAM_KEY", load_default=DEFAULT_STREAM_KEY, validate=validate.Length(min=1)
@@ -521,7 +519,7 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
         interval, window = data.get("reconcile_interval", 0), data.get("reconcile_window", 0)
         if interval and window <= interval:  # consecutive windows must overlap
             raise ValidationError({"RECONCILE_WINDOW": ["Must be longer than RECONCILE_INTERVAL."]})
-        if window >= data.get("dedup_ttl", 7 * 24 * 3600):  # older ones would be redone
+        if window >= data.get("dedup_ttl", DEFAULT_DEDUP_TTL):  # older ones would be redone
             raise ValidationError({"RECONCILE_WINDOW": ["Must be shorter than DEDUP_TTL."]})
 
     @validates_schema(skip_on_field_errors=False)
@@ -617,16 +615,6 @@ def load_settings(schema: Schema, env: Mapping[str, str]) -> Any:
     try:
         return schema.load(present)
     except ValidationError as exc:
-        found: dict[str, Any] = exc.normalized_messages()
-        problems = "; ".join(
-            f"{name}: {' '.join(_flatten(messages))}" for name, messages in sorted(found.items())
-        )
+        found = sorted(messages_by_name(exc).items())
+        problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in found)
         raise ConfigurationError(f"invalid configuration: {problems}") from None
-
-
-def _flatten(messages: Any) -> list[str]:
-    if isinstance(messages, str):
-        return [messages]
-    if isinstance(messages, Mapping):
-        return [m for value in messages.values() for m in _flatten(value)]
-    return [m for value in messages for m in _flatten(value)]

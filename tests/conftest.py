@@ -8,7 +8,11 @@ import redis
 
 from devtools.redis_server import RedisServer
 
-pytest_plugins = ["tests.support.emulator"]  # emulator, twilio, control
+pytest_plugins = [
+    "tests.support.emulator",  # emulator, twilio, control
+    "tests.support.rabbitmq",  # rabbitmq_node: a private RabbitMQ node
+    "tests.support.databases",  # postgres_server (a private PostgreSQL), empty_database
+]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -134,18 +134,25 @@ class InvalidEncoding(BadRequestParams):
     title = "Invalid encoding"
 
 
-class QueueUnavailable(WebError):
-    """The queue did not take the event in time; the sender should retry later."""
+class ServiceUnavailable(WebError):
+    """Base of the 503s: what the request needs did not answer; retry after ``Retry-After``."""
 
     status = 503
-    slug = "queue-unavailable"
-    title = "Queue unavailable"
+    slug = "service-unavailable"
+    title = "Service unavailable"
     log_level = logging.ERROR
-    retry_after = 5
+    retry_after: ClassVar[int] = 5
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """The queue did not take the event in time; the sender should retry later."""
+
+    slug = "queue-unavailable"
+    title = "Queue unavailable"
 
 
 class NotReady(QueueUnavailable):

@@ -18,6 +18,7 @@ from emulator.model.formats import format_micros, new_sid, video_epoch_offset_ms
 
 CONTAINERS = {"audio": "mka", "video": "mkv"}
 FAILED_OPERATIONS = ("RecordingComplete", "RecordingUpload")
+SIZE_RANGE = (20_000, 400_000)  # bytes of a recording's media, drawn at random within it
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class PlanOptions:
     participants: int = 3
     record: bool = True
     fail_recordings: int = 0
-    size_range: tuple[int, int] = (20_000, 400_000)
+    size_range: tuple[int, int] = SIZE_RANGE
     video_codec: str = "vp8"
     room_type: str = "group"
     # Base URL of an external S3 location; completed callbacks then carry MediaExternalLocation.

@@ -16,12 +16,14 @@ from twilio.request_validator import RequestValidator
 
 from emulator.client.control import EmulatorControl
 from emulator.client.room_callbacks import (
+    SIZE_RANGE,
     PlanOptions,
     SimulatedRecording,
     plan_room,
     recording_fields,
     recordings_from_callbacks,
 )
+from emulator.client.session import SessionClient
 from emulator.model.formats import parse_datetime, utcnow
 from emulator.model.signed_callbacks import (
     CALLBACK_TIMEOUT,
@@ -50,7 +52,7 @@ class SimulatedRoom:
         return all(c.status is not None and 200 <= c.status < 300 for c in self.callbacks)
 
 
-class RoomSimulator:
+class RoomSimulator(SessionClient):
     """Plays rooms against an emulator (via ``control``) and a callback URL."""
 
     def __init__(
@@ -70,36 +72,21 @@ class RoomSimulator:
     ) -> None:
         if method not in ("GET", "POST"):
             raise ValueError("method must be GET or POST")
+        super().__init__(session, timeout)
         self.control = control
         self.callback_url = callback_url
         self.account_sid = account_sid
         self.method = method
         self.rng = rng
         self._validator = RequestValidator(auth_token)
-        self._session = session or Session()
-        self._owns_session = session is None
-        self._timeout = timeout
         self._media_external_location = media_external_location
         self._video_codec = video_codec
         self._extra_params = dict(extra_params or {})
 
-    def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
-
-    def __enter__(self) -> RoomSimulator:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
     def plan(
-        self,
-        participants: int = 3,
-        record: bool = True,
-        fail_recordings: int = 0,
-        size_range: tuple[int, int] = (20_000, 400_000),
-    ) -> list[dict[str, str]]:
+        self, participants: int = 3, record: bool = True, fail_recordings: int = 0,
+        size_range: tuple[int, int] = SIZE_RANGE,
+    ) -> list[dict[str, str]]:  # fmt: skip
         """The ordered parameters of every callback of a new room; nothing is sent."""
         options = PlanOptions(
             participants=participants,
@@ -113,12 +100,9 @@ class RoomSimulator:
         return plan_room(self.rng, self.account_sid, options, now=utcnow())
 
     def play(
-        self,
-        participants: int = 3,
-        record: bool = True,
-        fail_recordings: int = 0,
-        size_range: tuple[int, int] = (20_000, 400_000),
-    ) -> SimulatedRoom:
+        self, participants: int = 3, record: bool = True, fail_recordings: int = 0,
+        size_range: tuple[int, int] = SIZE_RANGE,
+    ) -> SimulatedRoom:  # fmt: skip
         """Plan a room and send all of its callbacks in order."""
         callbacks = self.plan(participants, record, fail_recordings, size_range)
         room = SimulatedRoom(room_sid=callbacks[0]["RoomSid"], room_name=callbacks[0]["RoomName"])

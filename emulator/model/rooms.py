@@ -30,8 +30,23 @@ _DEFAULTS_BY_TYPE: dict[str, tuple[str | None, str | None]] = {
 }
 
 
+@dataclass(kw_only=True)
+class _Resource:
+    """What a recording and a room both have: where their status callbacks go, and whose they
+    are."""
+
+    status_callback: str | None = None
+    status_callback_method: str | None = None
+    account_sid: str | None = None  # None: the emulator's main account
+
+    def to_raw(self) -> dict[str, Any]:
+        """Every field, its datetimes as Twilio writes them."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: format_micros(v) if isinstance(v, datetime) else v for k, v in raw.items()}
+
+
 @dataclass
-class Recording:
+class Recording(_Resource):
     """One track recording; ``size`` is also the length of its media."""
 
     sid: str
@@ -48,21 +63,13 @@ class Recording:
     offset: int
     date_created: datetime
     media_external_location: str | None = None
-    status_callback: str | None = None
-    status_callback_method: str | None = None
-    account_sid: str | None = None  # None: the emulator's main account
 
     def sort_key(self) -> tuple[datetime, str]:
         return (self.date_created, self.sid)
 
-    def to_raw(self) -> dict[str, Any]:
-        raw = {f.name: getattr(self, f.name) for f in fields(self)}
-        raw["date_created"] = format_micros(self.date_created)
-        return raw
-
 
 @dataclass
-class Room:
+class Room(_Resource):
     sid: str
     unique_name: str
     status: str
@@ -71,16 +78,6 @@ class Room:
     date_updated: datetime
     end_time: datetime | None = None
     duration: int | None = None
-    status_callback: str | None = None
-    status_callback_method: str | None = "POST"
-    account_sid: str | None = None  # None: the emulator's main account
-
-    def to_raw(self) -> dict[str, Any]:
-        raw = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("date_created", "date_updated", "end_time"):
-            if raw[name] is not None:
-                raw[name] = format_micros(raw[name])
-        return raw
 
 
 def _sid(prefix: str) -> Callable[[str, Any], str]:

@@ -9,7 +9,7 @@ from emulator.model.listing import page_meta, paginate, parse_filter, parse_page
 from emulator.model.media import media_filename
 from emulator.model.rest_json import render_recording, render_room, render_room_recording
 from emulator.model.rooms import Recording, Room
-from emulator.views.context import base_url, current_state, json_response, mine, owner
+from emulator.views.context import base_url, current_state, json_response, mine, owner, rendered
 from emulator.views.media import media_redirect, requested_ttl
 
 api = Blueprint("twilio_api", __name__, url_prefix="/v1")
@@ -35,14 +35,12 @@ def _room(sid: str) -> Room:
 
 @api.get("/Rooms/<room_sid>/Recordings/<sid>")
 def fetch_room_recording(room_sid: str, sid: str) -> Response:
-    recording = _find(sid, room_sid)
-    return json_response(render_room_recording(recording, owner(recording), base_url()))
+    return rendered(render_room_recording, _find(sid, room_sid))
 
 
 @api.get("/Recordings/<sid>")
 def fetch_recording(sid: str) -> Response:
-    recording = _find(sid)
-    return json_response(render_recording(recording, owner(recording), base_url()))
+    return rendered(render_recording, _find(sid))
 
 
 @api.delete("/Rooms/<room_sid>/Recordings/<sid>")
@@ -93,5 +91,4 @@ def list_recordings() -> Response:
 
 @api.get("/Rooms/<room_sid>")
 def fetch_room(room_sid: str) -> Response:
-    room = _room(room_sid)
-    return json_response(render_room(room, owner(room), base_url()))
+    return rendered(render_room, _room(room_sid))

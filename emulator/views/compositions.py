@@ -28,7 +28,7 @@ from emulator.model.formats import parse_datetime, utcnow
 from emulator.model.listing import page_meta, paginate, parse_page_request
 from emulator.views.context import base_url, current_state, json_response, mine
 from emulator.views.control import answer_errors_as_json
-from emulator.views.media import check_signature, media_redirect, requested_ttl, stream
+from emulator.views.media import media_redirect, requested_ttl, signed_file, stream
 
 api = Blueprint("compositions_api", __name__, url_prefix="/v1")
 media = Blueprint("compositions_media", __name__, url_prefix="/_media/compositions")
@@ -131,17 +131,11 @@ def fetch_media(sid: str) -> Response:
 
 @media.get("/<filename>")
 def download(filename: str) -> Response:
-    check_signature(filename)
-    match = _FILENAME_RE.match(filename)
-    composition = current_state().compositions.get(match.group(1)) if match else None
-    if (
-        match is None
-        or composition is None
-        or composition.status != "completed"
-        or composition.format != match.group(2)
-    ):
+    sid, ext = signed_file(filename, _FILENAME_RE)
+    composition = current_state().compositions.get(sid)
+    if composition is None or composition.status != "completed" or composition.format != ext:
         raise TwilioApiError.not_found(request.path)
-    return stream(composition.sid, composition.size, CONTENT_TYPES[composition.format])
+    return stream(sid, composition.size, CONTENT_TYPES[ext])
 
 
 # Control API

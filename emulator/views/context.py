@@ -1,13 +1,14 @@
 """What a view knows of the request it answers: the emulator's state, the account whose
 credentials the request carries, the base of absolute URLs, who owns a resource; and the JSON
-answer every view sends.
+answer every view sends (a recording or a room as its account sees it: :func:`rendered`).
 
 The account is the one :mod:`emulator.server.hooks` authenticated before the view ran.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
 
@@ -16,6 +17,7 @@ from emulator.model.state import EmulatorState
 
 STATE_KEY = "emulator"  # app.extensions[STATE_KEY]: the EmulatorState the app serves
 ACCOUNT_KEY = "emulator_account"  # g.<ACCOUNT_KEY>: the account of the request's credentials
+Resource = TypeVar("Resource", Recording, Room)
 
 
 def current_state() -> EmulatorState:
@@ -48,3 +50,10 @@ def json_response(body: Any, status: int = 200) -> Response:
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+def rendered(
+    render: Callable[[Resource, str, str], dict[str, Any]], resource: Resource, status: int = 200
+) -> Response:
+    """``render(resource, its account, the base URL)``, Twilio's JSON of it, as the answer."""
+    return json_response(render(resource, owner(resource), base_url()), status)

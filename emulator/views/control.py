@@ -6,13 +6,14 @@ No Twilio auth and never subject to faults. Errors answer ``{"error": "..."}`` w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from emulator.errors import ConflictError, ValidationError
 from emulator.model.rest_json import render_room, render_room_recording
-from emulator.views.context import base_url, current_state, json_response, owner
+from emulator.views.context import Resource, current_state, json_response, rendered
 
 control = Blueprint("control", __name__, url_prefix="/_emulator")
 
@@ -44,12 +45,18 @@ def _body() -> dict[str, Any]:
     return data
 
 
-def _split_exist_ok(data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    fields = dict(data)
+def _create(
+    create: Callable[..., tuple[Resource, bool]],
+    render: Callable[[Resource, str, str], dict[str, Any]],
+) -> Response:
+    """``create(fields, exist_ok=...)`` with the request's body: 201 and the new resource, or
+    with ``"exist_ok": true`` 200 and the existing one, unchanged."""
+    fields = dict(_body())
     exist_ok = fields.pop("exist_ok", False)
     if not isinstance(exist_ok, bool):
         raise ValidationError("exist_ok: expected a boolean")
-    return fields, exist_ok
+    resource, created = create(fields, exist_ok=exist_ok)
+    return rendered(render, resource, 201 if created else 200)
 
 
 @control.get("/health")
@@ -60,11 +67,7 @@ def health() -> Response:
 @control.post("/recordings")
 def create_recording() -> Response:
     """Create a recording; ``"exist_ok": true`` returns an existing one unchanged (200)."""
-    fields, exist_ok = _split_exist_ok(_body())
-    state = current_state()
-    recording, created = state.store.create_recording(fields, exist_ok=exist_ok)
-    body = render_room_recording(recording, owner(recording), base_url())
-    return json_response(body, 201 if created else 200)
+    return _create(current_state().store.create_recording, render_room_recording)
 
 
 @control.get("/recordings")
@@ -82,18 +85,12 @@ def get_recording(sid: str) -> Response:
 
 @control.patch("/recordings/<sid>")
 def update_recording(sid: str) -> Response:
-    state = current_state()
-    recording = state.store.update_recording(sid, _body())
-    return json_response(render_room_recording(recording, owner(recording), base_url()))
+    return rendered(render_room_recording, current_state().store.update_recording(sid, _body()))
 
 
 @control.post("/rooms")
 def create_room() -> Response:
-    fields, exist_ok = _split_exist_ok(_body())
-    state = current_state()
-    room, created = state.store.create_room(fields, exist_ok=exist_ok)
-    body = render_room(room, owner(room), base_url())
-    return json_response(body, 201 if created else 200)
+    return _create(current_state().store.create_room, render_room)
 
 
 @control.get("/rooms")
@@ -103,9 +100,7 @@ def list_rooms() -> Response:
 
 @control.patch("/rooms/<sid>")
 def update_room(sid: str) -> Response:
-    state = current_state()
-    room = state.store.update_room(sid, _body())
-    return json_response(render_room(room, owner(room), base_url()))
+    return rendered(render_room, current_state().store.update_room(sid, _body()))
 
 
 @control.post("/faults")

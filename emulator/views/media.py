@@ -83,17 +83,25 @@ def stream(sid: str, size: int, content_type: str) -> Response:
     return Response(chunks, status=status, headers=headers, direct_passthrough=True)
 
 
+def signed_file(filename: str, pattern: re.Pattern[str]) -> tuple[str, str]:
+    """(SID, extension) of the media file ``filename`` names, once the request's signature is
+    checked for it; a 404 unless ``pattern`` matches it (its groups: the SID, the extension)."""
+    check_signature(filename)
+    match = pattern.match(filename)
+    if match is None:
+        raise TwilioApiError.not_found(request.path)
+    return match.group(1), match.group(2)
+
+
 @media.get("/<filename>")
 def download(filename: str) -> Response:
-    check_signature(filename)
-    match = _FILENAME_RE.match(filename)
-    recording = current_state().store.get_recording(match.group(1)) if match else None
+    sid, container = signed_file(filename, _FILENAME_RE)
+    recording = current_state().store.get_recording(sid)
     if (
-        match is None
-        or recording is None
+        recording is None
         or recording.status != "completed"
         or recording.size <= 0
-        or recording.container_format != match.group(2)
+        or recording.container_format != container
     ):
         raise TwilioApiError.not_found(request.path)
-    return stream(recording.sid, recording.size, CONTENT_TYPES[match.group(2)])
+    return stream(sid, recording.size, CONTENT_TYPES[container])

@@ -39,9 +39,10 @@ def wait_for(condition: Callable[[], T], timeout: float = 30, message: str = "")
 
 
 @pytest.fixture(scope="module")
-def rabbitmq_vhost() -> Iterator[str]:
-    """A private vhost on the local RabbitMQ for this module; skips when none answers."""
-    yield from rabbitmq.vhost_or_skip()
+def rabbitmq_vhost(rabbitmq_node: rabbitmq.RabbitNode) -> Iterator[str]:
+    """A private vhost for this module on the session's private RabbitMQ node."""
+    with rabbitmq.private_vhost(rabbitmq_node) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.support.s3 import MotoS3
 from tests.support.twilio import recording_params
 from workers.archive import ArchiveIndex
 from workers.delivery.dedup import event_id
-from workers.state.outcomes import OutcomeStore
+from workers.state.outcomes import outcomes_of
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def kind(path: str) -> str:
 
 
 def outcome(stack: Any, params: dict[str, str]) -> str | None:
-    found = OutcomeStore(stack.redis).for_event(event_id(params))
+    found = outcomes_of(stack.redis, event_id(params))
     return found[0]["status"] if found else None
 
 

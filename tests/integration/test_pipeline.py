@@ -17,7 +17,7 @@ from tests.integration.conftest import FORWARD_SECRET, wait_for
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN, recording_params, sign, timestamp
 from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
-from workers.state.outcomes import OutcomeStore
+from workers.state.outcomes import outcomes_of
 
 
 def simulator(
@@ -188,9 +188,7 @@ def test_a_410_stops_delivery_of_that_event_to_that_url(start_stack, twilio, for
 
     wait_for(lambda: forward_target.attempts, 30, "one attempt")
     stack.worker.wait_for_log("410 Gone")
-    outcomes = wait_for(
-        lambda: OutcomeStore(stack.redis).for_event(event_id(params)), 10, "outcomes"
-    )
+    outcomes = wait_for(lambda: outcomes_of(stack.redis, event_id(params)), 10, "outcomes")
     assert {(o["handler"], o["status"]) for o in outcomes} == {
         ("log", "succeeded"),
         ("forward", "gone"),

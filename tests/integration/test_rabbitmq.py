@@ -1,6 +1,6 @@
 """RabbitMQ as the Celery broker (``CELERY_BROKER_URL=amqp://...``) while Redis keeps the
-de-duplication marks, done marks and dead letters. Runs against the machine's RabbitMQ at
-127.0.0.1:5672 (guest/guest), each module in a private vhost; skipped when it is not there."""
+de-duplication marks, done marks and dead letters. Runs against the session's private RabbitMQ
+node (tests/support/rabbitmq.py), in a vhost of this module's own."""
 
 from __future__ import annotations
 
@@ -136,12 +136,12 @@ def test_a_killed_workers_task_goes_at_once_to_another_worker(
 
 
 def test_the_web_outlasts_a_dropped_and_a_hung_rabbitmq_connection(
-    amqp_url: str, redis_url: str, tmp_path: Path, processes: list[ManagedProcess]
-) -> None:
-    vhost = amqp_url.rsplit("/", 1)[1]
-    with TcpProxy((rabbitmq.HOST, rabbitmq.PORT)) as proxy:
-        web_url = start_web(redis_url, rabbitmq.url(vhost or "/").replace(
-            f":{rabbitmq.PORT}/", f":{proxy.port}/"), tmp_path, processes)  # fmt: skip
+    amqp_url: str, rabbitmq_node: rabbitmq.RabbitNode, redis_url: str, tmp_path: Path,
+    processes: list[ManagedProcess],
+) -> None:  # fmt: skip
+    with TcpProxy((rabbitmq.HOST, rabbitmq_node.port)) as proxy:
+        web_url = start_web(redis_url, amqp_url.replace(
+            f":{rabbitmq_node.port}/", f":{proxy.port}/"), tmp_path, processes)  # fmt: skip
         start_worker(worker_config(redis_url, amqp_url), "worker", tmp_path, processes)
         callback_url = f"{web_url}/twilio/room-events"
         sent = [room_params() for _ in range(3)]

@@ -18,27 +18,29 @@ from devtools.processes import gunicorn_web
 from devtools.redis_server import free_port
 from emulator.client import RoomSimulator, SimulatedRoom
 from tests.integration.conftest import Stack, wait_for
-from tests.support.databases import BACKENDS, database_url
+from tests.support.databases import BACKENDS, MakeDatabase
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 from workers.delivery.dedup import event_id
 from workers.metadata.engine import make_engine
 from workers.metadata.migrate import upgrade
 from workers.metadata.repository import EVENTS, RECORDINGS, ROOMS
 from workers.pipeline.rooms import ready_event_id
-from workers.state.outcomes import OutcomeStore
+from workers.state.outcomes import outcomes_of
 
 STREAM = "roomrec:events"
 API_TOKEN = "integration-api-token-0123456789"
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, empty_database: MakeDatabase
+) -> Iterator[str]:
     """SQLite is left empty (the worker migrates it); PostgreSQL is migrated first, as an
     operator would with ``flask --app webhooks db upgrade``."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/db.sqlite"
         return
-    with database_url("postgresql", tmp_path) as url:
+    with empty_database("postgresql") as url:
         engine = make_engine(url)
         try:
             upgrade(engine)
@@ -77,9 +79,8 @@ def test_a_room_is_stored_and_streamed_once_each(start_stack, twilio, db_url, tm
     expected = callbacks + Counter([ready_event_id(room.room_sid)])  # and the ready event
 
     def all_done() -> bool:
-        outcomes = OutcomeStore(stack.redis)
         return all(
-            {(o["handler"], o["status"]) for o in outcomes.for_event(eid)}
+            {(o["handler"], o["status"]) for o in outcomes_of(stack.redis, eid)}
             == {("store", "succeeded"), ("stream", "succeeded")}
             for eid in expected
         )

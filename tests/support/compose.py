@@ -1,5 +1,7 @@
 """Reading docker-compose.yml as Compose does: services (with the ``x-app`` merge resolved),
-variables interpolated (``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``$$``)."""
+variables interpolated (``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?error}``,
+``${VAR?error}``, ``$$``), and the override files (``docker-compose.rabbitmq.yml``,
+``docker-compose.postgres.yml``) merged on top as ``docker compose -f … -f …`` merges them."""
 
 from __future__ import annotations
 
@@ -12,17 +14,28 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+# The files added with -f (or COMPOSE_FILE in .env), by what they bring.
+OVERRIDE_FILES = {
+    "rabbitmq": REPO / "docker-compose.rabbitmq.yml",
+    "postgres": REPO / "docker-compose.postgres.yml",
+}
 _VARIABLE = re.compile(
-    r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}|\$(?P<bare>\w+)"
+    r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<argument>[^}]*))?\}|\$(?P<bare>\w+)"
 )
+# What Compose replaces rather than appends to when an override file sets it again.
+_REPLACED = {("command",), ("entrypoint",), ("healthcheck", "test")}
 
 
-def text() -> str:
-    return COMPOSE_FILE.read_text()
+class MissingVariable(ValueError):
+    """A ``${VAR:?error}`` whose variable is unset (or empty): Compose refuses the file."""
 
 
-def load() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(text())
+def text(path: Path = COMPOSE_FILE) -> str:
+    return path.read_text()
+
+
+def load(path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(text(path))
     return loaded
 
 
@@ -44,12 +57,47 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
-        name = match["name"] or match["bare"]
-        if name in env and (env[name] != "" or match["op"] != ":-"):
+        name, op = match["name"] or match["bare"], match["op"] or ""
+        empty_is_unset = op.startswith(":")
+        if name in env and (env[name] != "" or not empty_is_unset):
             return env[name]
-        return match["default"] or ""
+        if op.endswith("?"):
+            raise MissingVariable(f"{name}: {match['argument']}")
+        return match["argument"] or ""
 
     return _VARIABLE.sub(replace, value)
+
+
+def interpolated(value: Any, env: Mapping[str, str]) -> Any:
+    """``value`` (a loaded file, or part of one) with every string interpolated."""
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, Mapping):
+        return {key: interpolated(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolated(item, env) for item in value]
+    return value
+
+
+def _merge(base: Any, override: Any, path: tuple[str, ...]) -> Any:
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base[key], value, (*path, key)) if key in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and path[2:] not in _REPLACED:
+        return [*base, *override]
+    return override
+
+
+def merged(*overrides: str) -> dict[str, Any]:
+    """docker-compose.yml with the override files named (keys of :data:`OVERRIDE_FILES`) merged
+    on top, in order: mappings (``environment``, ``depends_on``, ``services``) key by key, a
+    service's ``command`` replaced, other lists appended. Not interpolated."""
+    result: dict[str, Any] = load()
+    for name in overrides:
+        result = _merge(result, load(OVERRIDE_FILES[name]), ())
+    return result
 
 
 def command(name: str, env: Mapping[str, str]) -> list[str]:

@@ -1,5 +1,6 @@
-"""docker-compose.yml and .env.example, checked without a Docker engine: the Compose CLI's own
-validation when one is installed, and the structure roomrec relies on."""
+"""docker-compose.yml, its override files (docker-compose.rabbitmq.yml, docker-compose.postgres.yml)
+and .env.example, checked without a Docker engine: the Compose CLI's own validation when one is
+installed, and the structure roomrec relies on."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from schemas.settings import ServerSettingsSchema, WebSettingsSchema, WorkerSettingsSchema
+from schemas.settings import (
+    ServerSettingsSchema,
+    WebSettingsSchema,
+    WorkerSettingsSchema,
+    load_settings,
+)
 from tests.support import compose
 from workers.delivery.celery_app import task_time_limit
 
@@ -20,6 +27,11 @@ REPO = compose.REPO
 ENV_EXAMPLE = REPO / ".env.example"
 APP_SERVICES = ("web", "worker", "beat", "flower")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|BASIC_AUTH", re.IGNORECASE)
+OVERRIDES = tuple(compose.OVERRIDE_FILES)
+ADDED_SERVICES = {"rabbitmq": {"rabbitmq"}, "postgres": {"postgres", "migrate"}}
+# What .env sets for the override files (letters and digits: they go into URLs as they are).
+PASSWORDS = {"RABBITMQ_PASSWORD": "0a1b2c3d4e5f", "POSTGRES_PASSWORD": "5f4e3d2c1b0a"}
+REQUIRED_REFERENCE = re.compile(r"\$\{(\w+):\?[^}]*\}")  # ${VAR:?error}: no default
 
 
 def env_example_variables() -> dict[str, str]:
@@ -30,6 +42,15 @@ def env_example_variables() -> dict[str, str]:
         if match:
             found[match[1]] = match[2].strip()
     return found
+
+
+def settings_variables() -> set[str]:
+    """Every variable roomrec's settings read."""
+    return {
+        field.data_key or name
+        for schema in (WebSettingsSchema(), WorkerSettingsSchema(), ServerSettingsSchema())
+        for name, field in schema.fields.items()
+    }
 
 
 def seconds(duration: str) -> float:
@@ -189,18 +210,14 @@ def test_no_secret_is_written_in_the_compose_file() -> None:
         assert service.get("env_file", ".env") == ".env"
 
 
-def test_every_variable_compose_reads_is_in_env_example() -> None:
-    missing = compose.referenced_variables(compose.text()) - set(env_example_variables())
+@pytest.mark.parametrize("path", [compose.COMPOSE_FILE, *compose.OVERRIDE_FILES.values()])
+def test_every_variable_compose_reads_is_in_env_example(path: Path) -> None:
+    missing = compose.referenced_variables(compose.text(path)) - set(env_example_variables())
     assert missing == set()
 
 
 def test_every_settings_variable_is_in_env_example() -> None:
-    read = {
-        field.data_key or name
-        for schema in (WebSettingsSchema(), WorkerSettingsSchema(), ServerSettingsSchema())
-        for name, field in schema.fields.items()
-    }
-    assert read - set(env_example_variables()) == set()
+    assert settings_variables() - set(env_example_variables()) == set()
 
 
 def test_env_example_holds_no_secret() -> None:
@@ -221,15 +238,169 @@ def _compose_cli() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_the_compose_cli_accepts_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("overrides", [(), ("rabbitmq",), ("postgres",), ("rabbitmq", "postgres")])
+def test_the_compose_cli_accepts_the_file(tmp_path: Path, overrides: tuple[str, ...]) -> None:
     cli = _compose_cli()
     if cli is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    shutil.copy(compose.COMPOSE_FILE, tmp_path / "docker-compose.yml")
-    shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+    files = [compose.COMPOSE_FILE, *(compose.OVERRIDE_FILES[name] for name in overrides)]
+    for path in files:
+        shutil.copy(path, tmp_path / path.name)
+    env = ENV_EXAMPLE.read_text()
+    for name, password in PASSWORDS.items():
+        env = re.sub(rf"^{name}=$", f"{name}={password}", env, flags=re.MULTILINE)
+    (tmp_path / ".env").write_text(env)
+    chosen = [arg for path in files for arg in ("-f", str(tmp_path / path.name))]
     done = subprocess.run(
-        [*cli, "--project-directory", str(tmp_path), "-f", str(tmp_path / "docker-compose.yml"),
-         "config", "-q"],
+        [*cli, "--project-directory", str(tmp_path), *chosen, "config", "-q"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+# --- The override files: RabbitMQ as the broker, PostgreSQL as the store -------------------
+
+
+def configured(*overrides: str) -> dict[str, Any]:
+    """The services as ``docker compose -f docker-compose.yml -f …`` runs them, with .env's
+    passwords set."""
+    services: dict[str, Any] = compose.interpolated(compose.merged(*overrides), PASSWORDS)[
+        "services"
+    ]
+    return services
+
+
+def test_the_override_files_are_the_ones_env_example_and_the_readme_name() -> None:
+    names = [path.name for path in compose.OVERRIDE_FILES.values()]
+    assert set(names) == {path.name for path in REPO.glob("docker-compose.*.yml")}
+    listed = env_example_variables()["COMPOSE_FILE"].split(":")
+    assert listed == [compose.COMPOSE_FILE.name, *names]
+    readme = (REPO / "README.md").read_text()
+    assert all(name in readme for name in names)
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_an_override_adds_its_services_and_only_points_the_apps_at_them(override: str) -> None:
+    services = compose.load(compose.OVERRIDE_FILES[override])["services"]
+    assert set(services) - set(compose.load()["services"]) == ADDED_SERVICES[override]
+    assert set(services) - ADDED_SERVICES[override] == set(APP_SERVICES)
+    for name in APP_SERVICES:
+        assert set(services[name]) <= {"environment", "depends_on"}, name
+
+
+def _named_volume(service: dict[str, Any], path: str, volumes: dict[str, Any]) -> None:
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+    assert mounts[path] in volumes, f"{path} is not on a named volume"
+
+
+@pytest.mark.parametrize(
+    ("override", "data", "probe"),
+    [
+        ("rabbitmq", "/var/lib/rabbitmq", "rabbitmq-diagnostics -q ping"),
+        ("postgres", "/var/lib/postgresql/data", "pg_isready"),
+    ],
+)
+def test_the_servers_keep_their_data_and_have_health_checks(
+    override: str, data: str, probe: str
+) -> None:
+    loaded = compose.load(compose.OVERRIDE_FILES[override])
+    server = loaded["services"][override]
+    image, _, tag = server["image"].partition(":")
+    assert image == override and tag and tag != "latest"
+    _named_volume(server, data, loaded["volumes"])
+    check = server["healthcheck"]
+    assert probe in " ".join(check["test"])
+    assert seconds(check["timeout"]) < seconds(check["interval"])
+    assert "ports" not in server  # reached on the compose network only
+    assert "env_file" not in server  # never sees the app's secrets
+
+
+def test_rabbitmq_keeps_one_node_name() -> None:
+    # Its data directory is named after the node (rabbit@<hostname>): a container's random
+    # hostname would start it on an empty one after every re-creation.
+    rabbitmq = compose.load(compose.OVERRIDE_FILES["rabbitmq"])["services"]["rabbitmq"]
+    assert rabbitmq["hostname"] == "rabbitmq"
+
+
+def test_with_rabbitmq_every_app_uses_it_as_the_broker() -> None:
+    services = configured("rabbitmq")
+    rabbitmq = services["rabbitmq"]["environment"]
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+        assert service["depends_on"]["redis"] == {"condition": "service_healthy"}
+        broker = urlsplit(service["environment"]["CELERY_BROKER_URL"])
+        assert (broker.scheme, broker.hostname, broker.port) == ("amqp", "rabbitmq", 5672)
+        assert broker.username == rabbitmq["RABBITMQ_DEFAULT_USER"]
+        assert (
+            broker.password == rabbitmq["RABBITMQ_DEFAULT_PASS"] == PASSWORDS["RABBITMQ_PASSWORD"]
+        )
+        assert broker.path == "/" + rabbitmq["RABBITMQ_DEFAULT_VHOST"]
+    # The workers read it as a non-Redis broker; Redis still keeps the marks.
+    worker = load_settings(
+        WorkerSettingsSchema(),
+        {**services["worker"]["environment"], "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+         "TWILIO_AUTH_TOKEN": "token"},
+    )  # fmt: skip
+    assert worker.broker_url.startswith("amqp://") and worker.redis_url == "redis://redis:6379/0"
+    assert worker.retry_backoff_max < 1500  # the AMQP default, under RabbitMQ's consumer_timeout
+
+
+def test_with_postgres_every_app_uses_it_once_migrated() -> None:
+    services = configured("postgres")
+    postgres = services["postgres"]["environment"]
+    for name in (*APP_SERVICES, "migrate"):
+        url = urlsplit(services[name]["environment"]["DATABASE_URL"])
+        assert (url.scheme, url.hostname, url.port) == ("postgresql+psycopg", "postgres", 5432)
+        assert url.username == postgres["POSTGRES_USER"]
+        assert url.password == postgres["POSTGRES_PASSWORD"] == PASSWORDS["POSTGRES_PASSWORD"]
+        assert url.path == "/" + postgres["POSTGRES_DB"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["flask", "--app", "webhooks", "db", "upgrade"]
+    assert migrate["restart"] == "no"  # one-shot
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert (migrate["image"], migrate["env_file"]) == (
+        compose.load()["x-app"]["image"],
+        compose.load()["x-app"]["env_file"],
+    )
+    assert services["worker"]["depends_on"]["migrate"] == {
+        "condition": "service_completed_successfully"
+    }
+    # The web takes callbacks whether or not PostgreSQL is up (it needs it for the read API).
+    assert set(services["web"]["depends_on"]) == {"redis"}
+    load_settings(
+        WebSettingsSchema(),
+        {**services["web"]["environment"], "TWILIO_AUTH_TOKEN": "token", "DEV_MODE": "1"},
+    )
+
+
+def test_the_overrides_combine() -> None:
+    services = configured("rabbitmq", "postgres")
+    for name in APP_SERVICES:
+        assert {"REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL"} <= set(
+            services[name]["environment"]
+        )
+    assert set(services) == {"redis", "proxy", *APP_SERVICES, "rabbitmq", "postgres", "migrate"}
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_every_variable_an_app_is_given_is_a_setting(override: str) -> None:
+    services = configured(override)
+    for name in (*APP_SERVICES, *ADDED_SERVICES[override] - {override}):
+        assert set(_environment_entries(services[name])) - settings_variables() == set(), name
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_the_passwords_come_from_env_and_have_no_default(override: str) -> None:
+    source = compose.text(compose.OVERRIDE_FILES[override])
+    for name, service in compose.load(compose.OVERRIDE_FILES[override])["services"].items():
+        for key, value in _environment_entries(service).items():
+            if SECRET_NAME.search(key) or key.endswith("_PASS"):
+                assert REQUIRED_REFERENCE.fullmatch(value), f"{name}: {key} is not ${{VAR:?…}}"
+            for credentials in re.findall(r"://([^/@\s]*)@", value):
+                _, password = credentials.split(":", 1)
+                assert REQUIRED_REFERENCE.fullmatch(password), f"{name}: {key}"
+    (password,) = {match[1] for match in REQUIRED_REFERENCE.finditer(source)}
+    assert env_example_variables()[password] == ""  # listed, and empty (no default to ship)
+    with pytest.raises(compose.MissingVariable, match=password):
+        compose.interpolated(compose.load(compose.OVERRIDE_FILES[override]), {})

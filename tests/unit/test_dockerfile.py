@@ -94,12 +94,25 @@ def test_no_secret_is_baked_into_the_image() -> None:
             assert not re.search(r"TOKEN|SECRET|PASSWORD|ACCESS_KEY", args, re.I), args
 
 
-def test_the_extras_the_image_installs_exist() -> None:
+def installed_extras() -> set[str]:
+    """The extras the image's ``pip install ".[a,b]"`` names."""
     installs = " ".join(args for keyword, args in instructions() if keyword == "RUN")
-    extras = set(re.findall(r"\.\[([\w,-]+)\]", installs))
+    groups = re.findall(r"\.\[([\w,-]+)\]", installs)
+    return {extra for group in groups for extra in group.split(",")}
+
+
+def test_the_extras_the_image_installs_exist() -> None:
     declared = set(pyproject()["project"].get("optional-dependencies", {}))  # type: ignore[union-attr]
-    wanted = {extra for group in extras for extra in group.split(",")}
+    wanted = installed_extras()
     assert wanted <= declared, f"pyproject.toml lacks the extra(s) {wanted - declared}"
+
+
+def test_the_image_ships_the_postgresql_driver() -> None:
+    """A ``postgresql+psycopg://`` DATABASE_URL (docker-compose.postgres.yml, Kubernetes) needs
+    psycopg in the image: the ``postgres`` extra, installed with the binary libpq it brings."""
+    assert "postgres" in installed_extras()
+    postgres = pyproject()["project"]["optional-dependencies"]["postgres"]  # type: ignore[index]
+    assert any(requirement.startswith("psycopg[binary]==") for requirement in postgres)
 
 
 def _matches(pattern: list[str], path: list[str]) -> bool:

@@ -61,3 +61,14 @@ def test_help_names_both_targets(checkout: Path) -> None:
     out = make(checkout, "help").stdout
     assert "make clean " in out and "never data/" in out
     assert "make clean-data" in out
+
+
+@pytest.mark.parametrize("target", ["test", "test-unit", "test-integration", "chaos"])
+def test_the_services_binaries_are_ensured_before_pytest(checkout: Path, target: str) -> None:
+    """RabbitMQ's and PostgreSQL's binaries first (the tests start private servers from them)."""
+    (checkout / "pyproject.toml").touch()
+    done = make(checkout, "-n", target)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    ensure = lines.index("bash devtools/ensure_services.sh")
+    assert ensure < next(i for i, line in enumerate(lines) if " -m pytest " in line)

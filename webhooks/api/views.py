@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
@@ -27,10 +26,10 @@ from schemas.api import (
     RecordingFiltersSchema,
     RecordingPageSchema,
 )
-from schemas.fields import Sid
+from schemas.fields import Sid, messages_by_name
 from schemas.settings import WebSettings
 from webhooks.app_state import app_state
-from webhooks.errors import WebError
+from webhooks.errors import ServiceUnavailable, WebError
 from workers.service import reads
 
 STATE_KEY = "roomrec.api"
@@ -73,18 +72,10 @@ class RecordingNotFound(WebError):
     title = "Recording not found"
 
 
-class ApiUnavailable(WebError):
+class ApiUnavailable(ServiceUnavailable):
     """The database or Redis did not answer in time (or the schema is not migrated)."""
 
-    status = 503
     slug = "api-unavailable"
-    title = "Service unavailable"
-    log_level = logging.ERROR
-    retry_after: ClassVar[int] = 5
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 @dataclass
@@ -150,7 +141,7 @@ def list_recordings() -> Response:
     try:
         loaded: dict[str, Any] = _filters.load(query)
     except ValidationError as exc:
-        errors = {name: _messages(value) for name, value in exc.normalized_messages().items()}
+        errors = messages_by_name(exc)
         raise InvalidFilter(
             f"Invalid filters: {', '.join(sorted(errors))}.", errors=errors
         ) from None
@@ -224,14 +215,6 @@ def _single_valued(args: Mapping[str, list[str]]) -> dict[str, str]:
         names = ", ".join(sorted(repeated))
         raise InvalidFilter(f"Invalid filters: {names}.", errors=repeated)
     return {name: values[0] for name, values in args.items()}
-
-
-def _messages(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [m for item in value.values() for m in _messages(item)]
-    return [m for item in value for m in _messages(item)]
 
 
 def _json(body: Mapping[str, Any]) -> Response:

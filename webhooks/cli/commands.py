@@ -29,6 +29,7 @@ from webhooks.cli.support import (
     CommandFailed,
     emit_json,
     failures,
+    json_option,
     parse_when,
     progress,
     worker_settings,
@@ -36,8 +37,6 @@ from webhooks.cli.support import (
 from webhooks.cli.testcallback import EVENTS, callback_params, new_sid, send, sign
 from workers.service import operations
 from workers.service.observability import redact
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
 def register(app: Flask) -> None:

@@ -18,15 +18,16 @@ from webhooks.app_state import app_state
 from webhooks.cli.support import (
     emit_json,
     failures,
+    json_option,
     progress,
     publisher,
     redis_client,
+    report_replayed,
     worker_settings,
 )
 from workers.service import operations
 
 group = AppGroup("dead-letters", help="Events a handler or the fetch gave up on.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
 def _client() -> redis.Redis:
@@ -99,19 +100,13 @@ def replay_command(entry_id: str | None, replay_all: bool, as_json: bool) -> Non
 
 
 def _report(done: operations.Replayed, as_json: bool) -> None:
-    if as_json:
-        emit_json({"replayed": done.replayed, "failed": done.failed})
-    else:
-        if not done.replayed and not done.failed:
-            click.echo("No dead letters.")
-        for replayed in done.replayed:
-            click.echo(
-                f"replayed {replayed['id']}: queued {replayed['task']} ({replayed['task_id']})"
-            )
-        for problem in done.failed:
-            click.echo(f"not replayed {problem['id']}: {problem['error']}", err=True)
-    if done.failed:
-        click.get_current_context().exit(1)
+    if not as_json and not done.replayed and not done.failed:
+        click.echo("No dead letters.")
+    report_replayed(
+        done, as_json,
+        replayed=lambda item: f"replayed {item['id']}: queued {item['task']} ({item['task_id']})",
+        failed=lambda problem: f"not replayed {problem['id']}: {problem['error']}",
+    )  # fmt: skip
 
 
 @group.command("purge")

@@ -19,16 +19,17 @@ from webhooks.app_state import app_state
 from webhooks.cli.support import (
     emit_json,
     failures,
+    json_option,
     progress,
     publisher,
     recording_sid,
     redis_client,
+    report_replayed,
     worker_settings,
 )
 from workers.service import operations
 
 group = AppGroup("recordings", help="RoomRecordings, fetched from Twilio or processed again.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
 account_option = click.option(
@@ -81,15 +82,12 @@ def replay_command(
     finally:
         celery.close()
         client.close()
-    if as_json:
-        emit_json({"replayed": done.replayed, "failed": done.failed})
-    else:
-        for replayed in done.replayed:
-            marks = f", {replayed['cleared']} done mark(s) cleared" if force else ""
-            click.echo(
-                f"{replayed['recording_sid']}: queued {replayed['event']} {replayed['id']}{marks}"
-            )
-        for problem in done.failed:
-            click.echo(f"{problem['recording_sid']}: not replayed: {problem['error']}", err=True)
-    if done.failed:
-        click.get_current_context().exit(1)
+
+    def queued(item: dict[str, Any]) -> str:
+        marks = f", {item['cleared']} done mark(s) cleared" if force else ""
+        return f"{item['recording_sid']}: queued {item['event']} {item['id']}{marks}"
+
+    report_replayed(
+        done, as_json, replayed=queued,
+        failed=lambda problem: f"{problem['recording_sid']}: not replayed: {problem['error']}",
+    )  # fmt: skip

@@ -72,9 +72,30 @@ def failures() -> Iterator[None]:
         raise CommandFailed(f"Redis unavailable: {type(exc).__name__}: {exc}") from exc
 
 
+# Every command that prints a result takes --json for a machine-readable one (emit_json).
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
 def emit_json(document: Any) -> None:
     """One JSON document on stdout, for scripts."""
     click.echo(json.dumps(document, indent=2))
+
+
+def report_replayed(
+    done: operations.Replayed, as_json: bool, *, replayed: Callable[[dict[str, Any]], str],
+    failed: Callable[[dict[str, str]], str],
+) -> None:  # fmt: skip
+    """Print what a replay queued (a line ``replayed(item)`` each) and what it could not (a line
+    ``failed(item)`` each, on stderr), or all of it as one JSON document; exit 1 if any failed."""
+    if as_json:
+        emit_json({"replayed": done.replayed, "failed": done.failed})
+    else:
+        for item in done.replayed:
+            click.echo(replayed(item))
+        for problem in done.failed:
+            click.echo(failed(problem), err=True)
+    if done.failed:
+        click.get_current_context().exit(1)
 
 
 def _forever() -> Iterator[None]:

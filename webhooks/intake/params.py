@@ -8,12 +8,12 @@ and keeps a bad percent-escape such as ``%FF`` as the literal text ``%FF``. Here
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from marshmallow import ValidationError
 
 from schemas import RoomEvent, UnknownEventError, load_callback
+from schemas.fields import messages_by_name
 from webhooks.errors import (
     BadRequestParams,
     InvalidEncoding,
@@ -135,24 +135,10 @@ def load_event(params: Mapping[str, str]) -> RoomEvent:
     except UnknownEventError as exc:
         raise UnknownEvent(
             "StatusCallbackEvent is missing or names an event this service does not know.",
-            errors=_by_param(exc.messages),
+            errors=messages_by_name(exc),
         ) from None
     except ValidationError as exc:
-        errors = _by_param(exc.messages)
+        errors = messages_by_name(exc)
         raise BadRequestParams(
             f"Invalid parameters: {', '.join(sorted(errors))}.", errors=errors
         ) from None
-
-
-def _by_param(messages: Any) -> dict[str, list[str]]:
-    if not isinstance(messages, Mapping):
-        return {"_schema": _flatten(messages)}
-    return {str(name): _flatten(value) for name, value in messages.items()}
-
-
-def _flatten(messages: Any) -> list[str]:
-    if isinstance(messages, str):
-        return [messages]
-    if isinstance(messages, Mapping):
-        return [m for value in messages.values() for m in _flatten(value)]
-    return [m for value in messages for m in _flatten(value)]

@@ -1,10 +1,10 @@
-"""Reading a recording's media from the signed URL Twilio redirects to.
+"""Copying a recording's or a composition's media from the signed URL Twilio redirects to
+into storage (:class:`MediaCopier`).
 
 The signed URL needs no Twilio credentials and is itself a secret: it never reaches a log or
 an error message (errors name the recording, and the URL only through
 :func:`workers.observability.redaction.redact`). ``requests`` errors are translated here, without
-chaining
-their text, which quotes the URL. urllib3 logs each request line at DEBUG; a filter strips
+chaining their text, which quotes the URL. urllib3 logs each request line at DEBUG; a filter strips
 query strings from its records.
 
 Answers: 200 (or 206 to a resumed ``Range`` request) streams; 404 is :class:`NotFoundYet`
@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -31,6 +32,7 @@ import requests
 
 from workers.archive.errors import ArchivePaused, SizeMismatch
 from workers.errors import PermanentError, TransientError, for_status, translate
+from workers.observability.metrics import archived_bytes
 from workers.outbound.http import GuardedSession
 from workers.outbound.policy import DestinationRefused
 
@@ -42,6 +44,8 @@ CONNECT_TIMEOUT = 10.0
 MAX_REDIRECTS = 5  # hops after the signed URL itself (S3 and CDNs use one at most)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _QUERY = re.compile(r"\?[^\s\"']*")
+
+log = logging.getLogger(__name__)
 
 
 class RedactQueryStrings(logging.Filter):
@@ -171,22 +175,39 @@ def _check(response: requests.Response, *, start: int, size: int, what: str) -> 
     raise for_status(status, detail, headers=response.headers, lag=True, signed=True)
 
 
-def download(
-    storage: Storage, http: GuardedSession, key: str, size: int, media_url: Callable[[], str],
-    *, what: str, timeout: float, deadline: float, clock: Callable[[], float],
-) -> tuple[Stored, int]:  # fmt: skip
-    """Stream the media at ``media_url()`` into ``storage`` at ``key``, resuming after the
-    bytes an earlier attempt staged and committing once all ``size`` bytes are there (asked
-    for only when some are missing). Returns what was stored and the bytes staged before this
-    attempt. A size mismatch discards the staged bytes: the next attempt starts over."""
-    start = storage.staged(key)
-    try:
-        if start >= size:  # every byte was staged by an earlier attempt: commit them
-            return storage.write(key, (), start=start, size=size), start
-        with open_media(http, media_url(), start=start, size=size, what=what,
-                        timeout=timeout) as media:  # fmt: skip
-            chunks = media.chunks(deadline, clock)
-            return storage.write(key, chunks, start=media.start, size=size), media.start
-    except SizeMismatch:
-        storage.discard(key)
-        raise
+@dataclass(frozen=True, slots=True)
+class MediaCopier:
+    """Copies media into ``storage`` within one attempt: streaming for at most ``budget``
+    seconds on ``clock``, each read waiting at most ``read_timeout``. What archiving a
+    recording and a composition share."""
+
+    storage: Storage
+    http: GuardedSession
+    clock: Callable[[], float]
+    budget: float
+    read_timeout: float
+
+    def copy(self, key: str, size: int, media_url: Callable[[], str], *, what: str) -> Stored:
+        """Stream the media of ``what`` (e.g. ``recording RT… room=RM…``) at ``media_url()``
+        into storage at ``key``, resuming after the bytes an earlier attempt staged and
+        committing once all ``size`` bytes are there (asked for only when some are missing).
+        A size mismatch discards the staged bytes: the next attempt starts over."""
+        began = self.clock()
+        download = f"media download of {what}"
+        start = self.storage.staged(key)
+        try:
+            if start >= size:  # every byte was staged by an earlier attempt: commit them
+                stored = self.storage.write(key, (), start=start, size=size)
+            else:
+                with open_media(self.http, media_url(), start=start, size=size, what=download,
+                                timeout=self.read_timeout) as media:  # fmt: skip
+                    start = media.start
+                    chunks = media.chunks(began + self.budget, self.clock)
+                    stored = self.storage.write(key, chunks, start=start, size=size)
+        except SizeMismatch:
+            self.storage.discard(key)
+            raise
+        archived_bytes(stored.size)
+        log.info("archived %s: %d bytes (%d in this attempt) to %s in %.1fs", what, stored.size,
+                 stored.size - start, stored.location, self.clock() - began)  # fmt: skip
+        return stored

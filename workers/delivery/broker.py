@@ -15,7 +15,6 @@ import redis
 from celery import Celery
 
 from schemas import EventMessage
-from schemas.settings import DEFAULT_DEDUP_TTL
 from workers.delivery.dedup import dedup_keys
 
 
@@ -32,9 +31,7 @@ class Broker(ABC):
     #: retries to move (:meth:`move_due`) and a ledger to sweep (:meth:`sweep`).
     needs_pump: ClassVar[bool]
 
-    def __init__(
-        self, celery: Celery, client: redis.Redis, *, dedup_ttl: int = DEFAULT_DEDUP_TTL
-    ) -> None:
+    def __init__(self, celery: Celery, client: redis.Redis, *, dedup_ttl: int) -> None:
         self.celery = celery
         self.redis = client
         self.dedup_ttl = dedup_ttl

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 import redis
 from celery import Celery
 
-from schemas.settings import DEFAULT_DEDUP_TTL
 from workers.delivery.broker import Broker
 from workers.delivery.celery_app import DEFAULT_VISIBILITY_TIMEOUT, make_celery
 from workers.delivery.kombu_broker import KombuBroker
@@ -17,8 +16,8 @@ from workers.delivery.redis_broker import RedisBroker
 
 
 def open_broker(
-    celery: Celery, client: redis.Redis, *, broker_url: str, redis_url: str,
-    dedup_ttl: int = DEFAULT_DEDUP_TTL, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+    celery: Celery, client: redis.Redis, *, broker_url: str, redis_url: str, dedup_ttl: int,
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
 ) -> Broker:  # fmt: skip
     """The broker of a process whose Celery app ``celery`` is on ``broker_url`` and whose
     ``client`` is the Redis of ``redis_url``: a :class:`RedisBroker` when they are the same
@@ -30,9 +29,7 @@ def open_broker(
     return KombuBroker(celery, client, dedup_ttl=dedup_ttl)
 
 
-def connect(
-    broker_url: str, redis_url: str, *, timeout: float, dedup_ttl: int = DEFAULT_DEDUP_TTL
-) -> Broker:
+def connect(broker_url: str, redis_url: str, *, timeout: float, dedup_ttl: int) -> Broker:
     """:func:`open_broker` for a process that only publishes (the web): its own Celery app and
     Redis client, whose every call gives up after about ``timeout`` s. Connects on first use,
     so a web starts while Redis is down."""

@@ -21,7 +21,6 @@ import redis
 from celery import Celery
 
 from schemas import EventMessage
-from schemas.settings import DEFAULT_DEDUP_TTL
 from workers.delivery.broker import Broker
 from workers.delivery.celery_app import (
     DEFAULT_VISIBILITY_TIMEOUT,
@@ -85,7 +84,7 @@ class RedisBroker(Broker):
     needs_pump = True
 
     def __init__(
-        self, celery: Celery, client: redis.Redis, *, dedup_ttl: int = DEFAULT_DEDUP_TTL,
+        self, celery: Celery, client: redis.Redis, *, dedup_ttl: int,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
     ) -> None:  # fmt: skip
         super().__init__(celery, client, dedup_ttl=dedup_ttl)

@@ -28,21 +28,14 @@ from datetime import UTC, datetime
 
 from schemas import HandlerEvent, RoomRecording
 from schemas.fields import iso8601
-from workers.archive import (
-    ArchiveIndex,
-    ArchiveRecord,
-    Storage,
-    Stored,
-    open_storage,
-)
+from workers.archive import ArchiveIndex, ArchiveRecord, Storage, Stored, open_storage
 from workers.archive.lock import RecordingLock
-from workers.archive.media import download, redact_urllib3_logs
+from workers.archive.media import MediaCopier, redact_urllib3_logs
 from workers.delivery.celery_app import task_time_limit
 from workers.errors import NotFoundYet, PermanentError
 from workers.handlers import HandlerContext, builtin
 from workers.handlers.composition_archive import EVENT as COMPOSITION_EVENT
 from workers.handlers.composition_archive import CompositionArchiver
-from workers.observability.metrics import archived_bytes
 from workers.observability.redaction import redact
 from workers.outbound.http import GuardedSession
 from workers.outbound.policy import OutboundPolicy
@@ -75,23 +68,23 @@ class ArchiveHandler:
         self.storage = storage or open_storage(settings.archive_url, settings)
         # Each event's media URL and delete go with the credentials of the event's account.
         self.twilio = twilio if twilio is not None else TwilioClients(settings)
-        # Not context.http: media URLs come from Twilio's answers, so their destinations are
-        # checked (the forward handler's targets are the operator's own configuration).
-        self.http = GuardedSession(OutboundPolicy.for_media(settings))
         self.index = ArchiveIndex(context.redis)
         self.delete_from_twilio = settings.archive_delete_from_twilio
-        self.clock = clock
         # Every attempt must end before the task time limit, which derives from the
         # visibility timeout: stream for a budget, keep a margin to commit.
         limit = task_time_limit(settings.visibility_timeout)
-        self.read_timeout = min(settings.archive_timeout, limit / 4)
-        self.budget = max(MIN_BUDGET, limit - self.read_timeout - COMMIT_MARGIN)
+        read_timeout = min(settings.archive_timeout, limit / 4)
+        self.copier = MediaCopier(
+            self.storage,
+            # Not context.http: media URLs come from Twilio's answers, so their destinations
+            # are checked (the forward handler's targets are the operator's own configuration).
+            GuardedSession(OutboundPolicy.for_media(settings)),
+            clock=clock, budget=max(MIN_BUDGET, limit - read_timeout - COMMIT_MARGIN),
+            read_timeout=read_timeout,
+        )  # fmt: skip
         self.lock = RecordingLock(context.redis, ttl=limit + 30)
         redact_urllib3_logs()
-        self.compositions = CompositionArchiver(
-            storage=self.storage, twilio=self.twilio, http=self.http, lock=self.lock,
-            clock=clock, budget=self.budget, read_timeout=self.read_timeout,
-        )  # fmt: skip
+        self.compositions = CompositionArchiver(self.storage, self.copier, self.twilio, self.lock)
 
     def targets(self) -> Sequence[str | None]:
         return (None,)
@@ -156,7 +149,10 @@ class ArchiveHandler:
             log.info("recording %s room=%s is already archived at %s (%d bytes)",
                      recording.sid, room_sid, stored.location, stored.size)  # fmt: skip
         else:
-            stored = self._download(recording, room_sid, key, recording.size, twilio)
+            stored = self.copier.copy(
+                key, recording.size, lambda: twilio.media_url(room_sid, recording.sid),
+                what=f"recording {recording.sid} room={room_sid}",
+            )  # fmt: skip
         sidecar = self._write_sidecar(recording, room_sid)
         record = ArchiveRecord(
             recording_sid=recording.sid, room_sid=room_sid, location=stored.location,
@@ -166,24 +162,6 @@ class ArchiveHandler:
         )  # fmt: skip
         self.index.put(record)
         return record
-
-    def _download(
-        self, recording: RoomRecording, room_sid: str, key: str, size: int, twilio: TwilioVideo
-    ) -> Stored:
-        what = f"media download of recording {recording.sid} room={room_sid}"
-        began = self.clock()
-        stored, start = download(
-            self.storage, self.http, key, size,
-            lambda: twilio.media_url(room_sid, recording.sid), what=what,
-            timeout=self.read_timeout, deadline=began + self.budget, clock=self.clock,
-        )  # fmt: skip
-        archived_bytes(stored.size)
-        log.info(
-            "archived recording %s room=%s: %d bytes (%d in this attempt) to %s in %.1fs",
-            recording.sid, room_sid, stored.size, stored.size - start, stored.location,
-            self.clock() - began,
-        )  # fmt: skip
-        return stored
 
     def _write_sidecar(self, recording: RoomRecording, room_sid: str) -> Stored:
         body = json.dumps(recording.raw, indent=2, sort_keys=True).encode()

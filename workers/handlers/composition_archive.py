@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 
 from schemas import HandlerEvent
 from schemas.composition import Composition
 from workers.archive import Storage
 from workers.archive.lock import RecordingLock
-from workers.archive.media import download
+from workers.archive.media import MediaCopier
 from workers.errors import NotFoundYet, PermanentError
-from workers.observability.metrics import archived_bytes
 from workers.observability.redaction import redact
-from workers.outbound.http import GuardedSession
 from workers.twilio.client import TwilioClients, TwilioVideo
 
 log = logging.getLogger(__name__)
@@ -41,17 +38,16 @@ def sidecar_key(composition: Composition, room_sid: str) -> str:
 
 
 class CompositionArchiver:
+    """The archive handler's ``composition-available``: its storage, media copier, Twilio
+    clients and lock, shared with the recordings'."""
+
     def __init__(
-        self, *, storage: Storage, twilio: TwilioClients, http: GuardedSession,
-        lock: RecordingLock, clock: Callable[[], float], budget: float, read_timeout: float,
-    ) -> None:  # fmt: skip
+        self, storage: Storage, copier: MediaCopier, twilio: TwilioClients, lock: RecordingLock
+    ) -> None:
         self.storage = storage
+        self.copier = copier
         self.twilio = twilio
-        self.http = http
         self.lock = lock
-        self.clock = clock
-        self.budget = budget
-        self.read_timeout = read_timeout
 
     def __call__(self, event: HandlerEvent) -> None:
         room_sid = event.event.room_sid
@@ -70,7 +66,10 @@ class CompositionArchiver:
                 log.info("composition %s room=%s is already archived at %s", composition.sid,
                          room_sid, self.storage.location(key))  # fmt: skip
             else:
-                self._download(composition, room_sid, key, composition.size, twilio)
+                self.copier.copy(
+                    key, composition.size, lambda: twilio.composition_media_url(composition.sid),
+                    what=f"composition {composition.sid} room={room_sid}",
+                )  # fmt: skip
             body = json.dumps(composition.raw, indent=2, sort_keys=True).encode()
             self.storage.put_bytes(sidecar_key(composition, room_sid), body,
                                    content_type="application/json")  # fmt: skip
@@ -89,17 +88,3 @@ class CompositionArchiver:
                 "media to archive"
             )
         return composition
-
-    def _download(
-        self, composition: Composition, room_sid: str, key: str, size: int, twilio: TwilioVideo
-    ) -> None:
-        what = f"media download of composition {composition.sid} room={room_sid}"
-        began = self.clock()
-        stored, _ = download(
-            self.storage, self.http, key, size,
-            lambda: twilio.composition_media_url(composition.sid), what=what,
-            timeout=self.read_timeout, deadline=began + self.budget, clock=self.clock,
-        )  # fmt: skip
-        archived_bytes(stored.size)
-        log.info("archived composition %s room=%s: %d bytes to %s in %.1fs", composition.sid,
-                 room_sid, stored.size, stored.location, self.clock() - began)  # fmt: skip

@@ -30,8 +30,6 @@ from workers.state.keys import STREAM_MARKER_KEY
 
 log = logging.getLogger(__name__)
 
-MARKER_TTL = 7 * 24 * 3600  # with the default settings; a worker uses settings.marks_ttl
-
 # KEYS: stream, marker. ARGV: maxlen, marker ttl, then field, value, field, value ...
 APPEND_ONCE = """
 local existing = redis.call('GET', KEYS[2])
@@ -70,12 +68,10 @@ class StreamHandler:
     name = "stream"
     repeatable = True  # the marker keeps an event off the stream twice
 
-    def __init__(
-        self, client: redis.Redis, key: str, maxlen: int, *, marker_ttl: int = MARKER_TTL
-    ) -> None:
+    def __init__(self, client: redis.Redis, key: str, maxlen: int, *, marker_ttl: int) -> None:
         self.key = key
         self.maxlen = maxlen
-        self.marker_ttl = marker_ttl  # outlives every delivery of the event: see marks_ttl
+        self.marker_ttl = marker_ttl  # WorkerSettings.marks_ttl: outlives every delivery of it
         self.append_once = client.register_script(APPEND_ONCE)
 
     def targets(self) -> Sequence[str | None]:

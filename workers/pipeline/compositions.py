@@ -21,14 +21,13 @@ import logging
 from typing import Any
 
 import redis
-from celery import Celery
 
 from workers.delivery.celery_app import COMPOSE_TASK, EVENTS_QUEUE, task_time_limit
 from workers.errors import TransientError
 from workers.pipeline.retry import Attempt, retry_or_give_up
-from workers.runtime.context import DONE_TTL, Runtime
+from workers.runtime.context import Runtime
 from workers.state.keys import COMPOSING_LOCK_KEY, COMPOSITION_KEY
-from workers.state.rooms import RoomTracker
+from workers.state.rooms import room_state
 from workers.twilio.client import TwilioVideo
 
 log = logging.getLogger(__name__)
@@ -60,17 +59,19 @@ class ComposerBusy(TransientError):
 
 
 class Composer:
-    """Creates a room's composition at most once."""
+    """Creates a room's composition at most once. Its marker (the SID) lives ``marker_ttl``
+    seconds (a worker's ``WorkerSettings.marks_ttl``): it outlives any room-ended delivered
+    again."""
 
     def __init__(
         self, twilio: TwilioVideo, client: redis.Redis, status_callback: str, *, lock_ttl: int,
-        marker_ttl: int = DONE_TTL,
+        marker_ttl: int,
     ) -> None:  # fmt: skip
         self.twilio = twilio
         self.redis = client
         self.status_callback = status_callback
         self.lock_ttl = lock_ttl
-        self.marker_ttl = marker_ttl  # workers.runtime.context.marks_ttl: outlives any room-ended
+        self.marker_ttl = marker_ttl
 
     def created(self, room_sid: str) -> str | None:
         """The SID of the room's composition, once created."""
@@ -123,21 +124,19 @@ def composer(rt: Runtime, account_sid: str | None = None) -> Composer:
     limit = task_time_limit(rt.settings.visibility_timeout)
     twilio = rt.twilio.for_account(account_sid)
     return Composer(twilio, rt.redis, callback_url(rt.settings.public_base_url),
-                    lock_ttl=limit + 30, marker_ttl=rt.marks_ttl)  # fmt: skip
+                    lock_ttl=limit + 30, marker_ttl=rt.settings.marks_ttl)  # fmt: skip
 
 
-def compose(
-    app: Celery, rt: Runtime, room_sid: str, *, attempt: int, account_sid: str | None = None
-) -> None:
+def compose(rt: Runtime, room_sid: str, *, attempt: int, account_sid: str | None = None) -> None:
     """One attempt at creating the room's composition with the credentials of its account
     (``account_sid``, else the one the room's callbacks named); retried apart, then
     dead-lettered."""
     if account_sid is None:  # a replayed dead letter, or a task queued before accounts
-        account_sid = RoomTracker(rt.redis).state(room_sid).account_sid
+        account_sid = room_state(rt.redis, room_sid).account_sid
     try:
         sid, created = composer(rt, account_sid).ensure(room_sid)
     except Exception as exc:  # Twilio's transient answers, Redis: retried
-        retry_or_give_up(app, rt, Attempt(
+        retry_or_give_up(rt, Attempt(
             COMPOSE_TASK, [room_sid, account_sid], task_id=f"compose.{room_sid}",
             queue=EVENTS_QUEUE, number=attempt, stage=COMPOSE_STAGE,
             event_id=f"compose.{room_sid}", message={"room_sid": room_sid},

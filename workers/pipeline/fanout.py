@@ -17,8 +17,6 @@ import logging
 import time
 from typing import Any
 
-from celery import Celery
-
 from schemas import HandlerEvent
 from workers.delivery.celery_app import HANDLERS_QUEUE, RUN_HANDLER_TASK, task_time_limit
 from workers.errors import Paused, PermanentError, TargetGone
@@ -34,7 +32,7 @@ def handler_task_id(event_id: str, handler: str, index: int) -> str:
     return f"{event_id}.{handler}.{index}"
 
 
-def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
+def run_handlers(rt: Runtime, event: HandlerEvent) -> None:
     """Run every (handler, target) for ``event``: inline while the time budget lasts, the rest
     (and handlers that are never inline) as tasks of their own."""
     body = event.to_json()
@@ -53,14 +51,14 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
         if was_done:
             log.info("%s already took effect for %s; not run again", name, event.id)
         elif getattr(handler, "inline", True) and time.monotonic() - started < budget:
-            attempt_handler(app, rt, name, target, index, event, body, attempt=0, checked=True,
+            attempt_handler(rt, name, target, index, event, body, attempt=0, checked=True,
                             marks=marks)  # fmt: skip
         else:
             deferred.append((name, target, index))
     marks.write()
     for name, target, index in deferred:
         schedule(
-            app, rt, RUN_HANDLER_TASK, [name, target, body],
+            rt, RUN_HANDLER_TASK, [name, target, body],
             task_id=handler_task_id(event.id, name, index), queue=HANDLERS_QUEUE, retries=0,
             delay=0,
         )  # fmt: skip
@@ -72,7 +70,7 @@ def run_handlers(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
 
 
 def attempt_handler(
-    app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
+    rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
     body: dict[str, Any], *, attempt: int, checked: bool = False, marks: DoneMarks | None = None,
 ) -> None:  # fmt: skip
     """One attempt of one handler at one target: done, gone, dead-lettered or scheduled again.
@@ -84,14 +82,14 @@ def attempt_handler(
         return
     with metrics.handler_run(name) as run:
         pending = DoneMarks(rt) if marks is None else marks
-        run.outcome = _attempt(app, rt, name, target, index, event, body, attempt=attempt,
+        run.outcome = _attempt(rt, name, target, index, event, body, attempt=attempt,
                                marks=pending)  # fmt: skip
         if marks is None:  # a task of its own: nothing comes after it to write its mark
             pending.write()
 
 
 def _attempt(
-    app: Celery, rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
+    rt: Runtime, name: str, target: str | None, index: int, event: HandlerEvent,
     body: dict[str, Any], *, attempt: int, marks: DoneMarks,
 ) -> str:  # fmt: skip
     """The attempt itself; returns its outcome (for metrics)."""
@@ -110,12 +108,12 @@ def _attempt(
     except Paused as exc:  # progress made: carry on in a new task, same attempt number
         log.info("%s of %s paused, continuing: %s", stage, event.id, exc)
         schedule(
-            app, rt, RUN_HANDLER_TASK, [name, target, body], task_id=task_id,
-            queue=HANDLERS_QUEUE, retries=attempt, delay=0,
+            rt, RUN_HANDLER_TASK, [name, target, body], task_id=task_id, queue=HANDLERS_QUEUE,
+            retries=attempt, delay=0,
         )  # fmt: skip
         return "paused"
     except Exception as exc:  # a handler's own failure: retried on its own, then dead-lettered
-        return retry_or_give_up(app, rt, Attempt(
+        return retry_or_give_up(rt, Attempt(
             RUN_HANDLER_TASK, [name, target, body], task_id=task_id, queue=HANDLERS_QUEUE,
             number=attempt, stage=stage, event_id=event.id, message=body,
             what=f"{stage} of {event.id}", handler=name, target=target,
@@ -148,7 +146,7 @@ class DoneMarks:
             return
         with self.rt.redis.pipeline(transaction=True) as pipe:
             for event_id, name, target, outcome, attempts in self.pending:
-                pipe.set(done_key(event_id, name, target), 1, ex=self.rt.marks_ttl)
+                pipe.set(done_key(event_id, name, target), 1, ex=self.rt.settings.marks_ttl)
                 self.rt.outcomes.record(event_id, name, target, outcome, attempts=attempts,
                                         pipe=pipe)  # fmt: skip
             pipe.execute()

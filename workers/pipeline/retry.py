@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery, current_task
+from celery import current_task
 
 from workers.errors import NotFoundYet, PermanentError, TransientError
 from workers.observability import metrics
@@ -45,8 +45,8 @@ def backoff(
 
 
 def schedule(
-    app: Celery, rt: Runtime, task_name: str, args: list[Any], *, task_id: str, queue: str,
-    retries: int, delay: float,
+    rt: Runtime, task_name: str, args: list[Any], *, task_id: str, queue: str, retries: int,
+    delay: float,
 ) -> None:  # fmt: skip
     """Publish attempt number ``retries`` of a task after ``delay`` seconds, through the
     process's broker (:meth:`workers.delivery.broker.Broker.schedule`)."""
@@ -89,7 +89,7 @@ class Attempt:
     lagging_404: bool = False
 
 
-def retry_or_give_up(app: Celery, rt: Runtime, attempt: Attempt, exc: Exception) -> str:
+def retry_or_give_up(rt: Runtime, attempt: Attempt, exc: Exception) -> str:
     """After ``attempt`` failed with ``exc``: give up (a dead letter) on a
     :class:`PermanentError` or past the retry limit, else schedule the next attempt after
     :func:`backoff` (at least the error's ``retry_after``). Returns the outcome, for metrics:
@@ -113,7 +113,7 @@ def retry_or_give_up(app: Celery, rt: Runtime, attempt: Attempt, exc: Exception)
                 limit + 1, delay, exc)  # fmt: skip
     metrics.retry_scheduled(attempt.stage)
     schedule(
-        app, rt, attempt.task, attempt.args, task_id=attempt.task_id, queue=attempt.queue,
+        rt, attempt.task, attempt.args, task_id=attempt.task_id, queue=attempt.queue,
         retries=attempts, delay=delay,
     )  # fmt: skip
     return "retrying"

@@ -24,7 +24,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery
 from marshmallow import ValidationError
 
 from schemas import HandlerEvent, RoomRecording, RoomRecordingSchema
@@ -45,6 +44,7 @@ from workers.state.rooms import (
     RoomTracker,
     Update,
     final_status,
+    room_state,
 )
 
 log = logging.getLogger(__name__)
@@ -98,34 +98,33 @@ def listed(room_sid: str, caller: str, recordings: list[RoomRecording]) -> Updat
     )  # fmt: skip
 
 
-def after_event(app: Celery, rt: Runtime, event: HandlerEvent) -> None:
+def after_event(rt: Runtime, event: HandlerEvent) -> None:
     """The call site at the end of ``roomrec.process_event``."""
     if not enabled(rt.settings):
         return
     update = update_of(event)
     if update is None:
         return
-    outcome = RoomTracker(rt.redis, ttl=rt.marks_ttl).update(update, _now())
+    outcome = RoomTracker(rt.redis, ttl=rt.settings.marks_ttl).update(update, _now())
     if outcome.decision == LIST:
-        list_recordings(app, rt, update.room_sid, update.caller, attempt=0,
+        list_recordings(rt, update.room_sid, update.caller, attempt=0,
                         account_sid=update.account_sid)  # fmt: skip
     elif outcome.decision == EMIT:
-        emit(app, rt, update.room_sid)
+        emit(rt, update.room_sid)
 
 
 def list_recordings(
-    app: Celery, rt: Runtime, room_sid: str, caller: str, *, attempt: int,
-    account_sid: str | None = None,
-) -> None:  # fmt: skip
+    rt: Runtime, room_sid: str, caller: str, *, attempt: int, account_sid: str | None = None
+) -> None:
     """One attempt at listing the room's recordings and merging them; retried apart. The
     listing uses the credentials of the room's account (``account_sid``, else the one its
     callbacks named, kept by the tracker)."""
     if account_sid is None:  # a replayed dead letter, or a task queued before accounts
-        account_sid = RoomTracker(rt.redis).state(room_sid).account_sid
+        account_sid = room_state(rt.redis, room_sid).account_sid
     try:
         recordings = rt.twilio.for_account(account_sid).list_room_recordings(room_sid)
     except (TransientError, PermanentError) as exc:  # anything else is a bug: it propagates
-        retry_or_give_up(app, rt, Attempt(
+        retry_or_give_up(rt, Attempt(
             ROOM_RECORDINGS_TASK, [room_sid, caller, account_sid], task_id=f"{caller}.rooms",
             queue=EVENTS_QUEUE, number=attempt, stage=LIST_STAGE, event_id=caller,
             message={"room_sid": room_sid, "caller": caller, "account_sid": account_sid},
@@ -133,11 +132,11 @@ def list_recordings(
         ), exc)  # fmt: skip
         return
     log.info("room %s ended: Twilio lists %d recording(s)", room_sid, len(recordings))
-    outcome = RoomTracker(rt.redis, ttl=rt.marks_ttl).update(
+    outcome = RoomTracker(rt.redis, ttl=rt.settings.marks_ttl).update(
         listed(room_sid, caller, recordings), _now()
     )
     if outcome.decision == EMIT:
-        emit(app, rt, room_sid)
+        emit(rt, room_sid)
 
 
 def ready_event(state: RoomState, account_sid: str) -> HandlerEvent:
@@ -162,19 +161,19 @@ def ready_event(state: RoomState, account_sid: str) -> HandlerEvent:
     )  # fmt: skip
 
 
-def emit(app: Celery, rt: Runtime, room_sid: str) -> None:
+def emit(rt: Runtime, room_sid: str) -> None:
     """Hand the ready room to the handlers and, when configured, have it composed."""
-    state = RoomTracker(rt.redis).state(room_sid)
+    state = room_state(rt.redis, room_sid)
     event = ready_event(state, rt.settings.twilio_account_sid)
     assert event.recordings is not None
     log.info("room %s is ready: %d recording(s) final (%s)", room_sid, len(event.recordings),
              event.id)  # fmt: skip
     if rt.settings.room_ready_events:
-        run_handlers(app, rt, event)
+        run_handlers(rt, event)
     if rt.settings.compose_on_room_ready:
         if "completed" in state.statuses.values():
             account = state.account_sid or rt.settings.twilio_account_sid
-            compositions.compose(app, rt, room_sid, attempt=0, account_sid=account)
+            compositions.compose(rt, room_sid, attempt=0, account_sid=account)
         else:
             log.info("room %s has no completed recording: nothing to compose", room_sid)
 

@@ -92,7 +92,7 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
                 composition = twilio.fetch_composition(event.params["composition_sid"])
         except (TransientError, PermanentError) as exc:  # anything else is a bug: it propagates
             fetched = event.recording_sid or event.params.get("composition_sid")
-            retry_or_give_up(self.app, rt, Attempt(
+            retry_or_give_up(rt, Attempt(
                 PROCESS_EVENT_TASK, [message], task_id=queued.id, queue=EVENTS_QUEUE,
                 number=attempt, stage=FETCH_STAGE, event_id=queued.id, message=message,
                 what=f"fetch of {fetched} for {queued.id}", lagging_404=True,
@@ -102,8 +102,8 @@ def process_event(self: Task, message: dict[str, Any]) -> None:
         id=queued.id, event=event, recording=recording, received_at=queued.received_at,
         composition=composition,
     )  # fmt: skip
-    run_handlers(self.app, rt, handled)
-    rooms.after_event(self.app, rt, handled)  # room completion: workers/pipeline/rooms.py
+    run_handlers(rt, handled)
+    rooms.after_event(rt, handled)  # room completion: workers/pipeline/rooms.py
 
 
 @shared_task(name=RUN_HANDLER_TASK, bind=True, max_retries=None)
@@ -134,16 +134,16 @@ def run_handler(self: Task, name: str, target: str | None, message: dict[str, An
         )  # fmt: skip
         return
     index = targets.index(target)
-    attempt_handler(self.app, rt, name, target, index, event, message, attempt=self.request.retries)
+    attempt_handler(rt, name, target, index, event, message, attempt=self.request.retries)
 
 
 @shared_task(name=ROOM_RECORDINGS_TASK, bind=True, max_retries=None)
 def room_recordings(self: Task, room_sid: str, caller: str, account_sid: str | None = None) -> None:
-    rooms.list_recordings(self.app, runtime(self.app), room_sid, caller,
-                          attempt=self.request.retries, account_sid=account_sid)  # fmt: skip
+    rooms.list_recordings(runtime(self.app), room_sid, caller, attempt=self.request.retries,
+                          account_sid=account_sid)  # fmt: skip
 
 
 @shared_task(name=COMPOSE_TASK, bind=True, max_retries=None)
 def compose_room(self: Task, room_sid: str, account_sid: str | None = None) -> None:
-    compositions.compose(self.app, runtime(self.app), room_sid, attempt=self.request.retries,
+    compositions.compose(runtime(self.app), room_sid, attempt=self.request.retries,
                          account_sid=account_sid)  # fmt: skip

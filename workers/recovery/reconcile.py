@@ -5,8 +5,9 @@ way (a deploy, an outage, a network fault) would leave its recording unprocessed
 lists the account's recordings created in a window (``GET /v1/Recordings`` with
 ``DateCreatedAfter``, following ``next_page_url``) and queues the final event of every completed
 or failed one through the broker's enqueue (:meth:`workers.delivery.broker.Broker.enqueue`),
-exactly as the web does for a callback. Its de-duplication (by RecordingSid and event, kept 7
-days) makes every recording already processed a duplicate, so only the missed ones are queued.
+exactly as the web does for a callback. Its de-duplication (by RecordingSid and event, kept
+``DEDUP_TTL``) makes every recording already processed a duplicate, so only the missed ones are
+queued.
 
 Run periodically by ``roomrec.reconcile`` (:mod:`workers.recovery.schedule`) and by
 ``flask --app webhooks reconcile --since …``, for every configured account
@@ -26,7 +27,7 @@ from marshmallow import ValidationError
 
 from schemas import EventMessage, RoomRecording, RoomRecordingSchema
 from workers.errors import PermanentError, TransientError
-from workers.recovery.synthetic import NotReplayable, synthetic_message
+from workers.recovery.stand_in import NotReplayable, stand_in_message
 from workers.twilio.client import TwilioClients, TwilioVideo, read_page
 
 log = logging.getLogger(__name__)
@@ -122,15 +123,10 @@ def _check_next(url: str, base_url: str, seen: set[str]) -> None:
 
 
 def reconcile(
-    twilio: TwilioVideo,
-    enqueuer: Publisher,
-    since: datetime,
-    until: datetime | None = None,
-    progress: Callable[[int], None] | None = None,
-    *,
-    account_sid: str | None = None,
+    twilio: TwilioVideo, enqueuer: Publisher, since: datetime, until: datetime | None = None,
+    progress: Callable[[int], None] | None = None, *, account_sid: str | None = None,
     now: datetime | None = None,
-) -> Summary:
+) -> Summary:  # fmt: skip
     """Queue the final event of every completed or failed recording created in
     [``since``, ``until``) that this service never processed. ``progress(1)`` is called per
     recording listed. Twilio's and the queue's errors propagate (a later run starts over:
@@ -151,14 +147,9 @@ def reconcile(
 
 
 def reconcile_accounts(
-    clients: TwilioClients,
-    enqueuer: Publisher,
-    since: datetime,
-    until: datetime | None = None,
-    progress: Callable[[int], None] | None = None,
-    *,
-    now: datetime | None = None,
-) -> Summary:
+    clients: TwilioClients, enqueuer: Publisher, since: datetime, until: datetime | None = None,
+    progress: Callable[[int], None] | None = None, *, now: datetime | None = None,
+) -> Summary:  # fmt: skip
     """:func:`reconcile` for every configured account in turn (``TWILIO_ACCOUNT_SID``, then
     each of ``TWILIO_ACCOUNTS``), each listed with its own credentials. An account whose
     listing fails on Twilio's side does not stop the others: it is named in ``failed`` (what it
@@ -191,7 +182,7 @@ def _one(
         summary.skipped += 1  # its callback is still to come, or it no longer matters
         return
     try:
-        message = synthetic_message(recording, source=SOURCE, account_sid=account_sid, now=now)
+        message = stand_in_message(recording, source=SOURCE, account_sid=account_sid, now=now)
     except NotReplayable as exc:
         summary.unusable += 1
         log.warning("skipping recording %s: %s", recording.sid, exc)

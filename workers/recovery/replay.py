@@ -41,7 +41,7 @@ from workers.handlers import HandlerContext, load_handlers
 from workers.observability.redaction import fingerprint
 from workers.pipeline.compositions import COMPOSE_STAGE
 from workers.pipeline.rooms import LIST_STAGE
-from workers.recovery.synthetic import NotReplayable
+from workers.recovery.stand_in import NotReplayable
 from workers.state.deadletters import DeadLetterStore
 from workers.state.keys import done_key
 
@@ -147,7 +147,7 @@ def replay_recording(
     message: EventMessage, broker: Broker, client: redis.Redis, targets: Targets, *,
     force: bool = False,
 ) -> int:  # fmt: skip
-    """Queue ``message`` (a recording's synthetic final event) for processing, whether or not
+    """Queue ``message`` (a recording's stand-in final event) for processing, whether or not
     it was processed before. Handlers that already took effect for it are skipped by the
     workers, unless ``force`` clears their done marks first. Returns the marks cleared."""
     cleared = 0

@@ -22,25 +22,16 @@ from workers.state.deadletters import DeadLetterStore
 from workers.state.outcomes import OutcomeStore
 from workers.twilio.client import TwilioClients
 
-DONE_TTL = 7 * 24 * 3600  # the marks' TTL with the default settings' DEDUP_TTL; see marks_ttl
-
-
-def marks_ttl(settings: WorkerSettings) -> int:
-    """How long the workers keep what says an effect happened: see
-    :attr:`schemas.settings.WorkerSettings.marks_ttl`."""
-    return settings.marks_ttl
-
 
 @dataclass
 class Runtime:
-    settings: WorkerSettings
+    settings: WorkerSettings  # its marks_ttl is how long every mark the pipeline writes lives
     redis: redis.Redis
     twilio: TwilioClients  # one client per account: rt.twilio.for_account(event's AccountSid)
     handlers: dict[str, Handler]
     dead_letters: DeadLetterStore
     outcomes: OutcomeStore
     broker: Broker  # next attempts, the in-flight ledger, reconciliation's enqueue
-    marks_ttl: int = DONE_TTL  # see marks_ttl(); build() sets it from the settings
 
     @classmethod
     def build(cls, settings: WorkerSettings, app: Celery) -> Runtime:
@@ -51,14 +42,13 @@ class Runtime:
         )  # fmt: skip
         http = Session()  # reads the proxy settings once, not on every request
         context = HandlerContext(settings=settings, redis=client, http=http)
-        ttl = marks_ttl(settings)
         return cls(
             settings=settings,
             redis=client,
             twilio=TwilioClients(settings),
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
-            outcomes=OutcomeStore(client, ttl=ttl),
+            outcomes=OutcomeStore(client, ttl=settings.marks_ttl),
             broker=open_broker(
                 app,
                 client,
@@ -67,7 +57,6 @@ class Runtime:
                 dedup_ttl=settings.dedup_ttl,
                 visibility_timeout=settings.visibility_timeout,
             ),
-            marks_ttl=ttl,
         )
 
 

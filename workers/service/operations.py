@@ -91,13 +91,14 @@ def replay_dead_letters(
     replayed (its handler or target is no longer configured) is reported and the others still
     run; the queue's errors propagate."""
     from workers.recovery.replay import DeadLetterReplayer, configured_targets
-    from workers.recovery.synthetic import NotReplayable
+    from workers.recovery.stand_in import NotReplayable
 
     named = {entry["stage"].removeprefix("handler:") for entry in entries}
     targets = configured_targets(settings, client, only=named)
     broker = open_broker(
-        celery, client, broker_url=settings.broker_url, redis_url=settings.redis_url
-    )
+        celery, client, broker_url=settings.broker_url, redis_url=settings.redis_url,
+        dedup_ttl=settings.dedup_ttl,
+    )  # fmt: skip
     replayer = DeadLetterReplayer(DeadLetterStore(client), broker, targets)
     done = Replayed()
     for entry in entries:
@@ -145,7 +146,7 @@ def replay_recordings(
     ``force`` clears their done marks first. A recording that cannot be fetched or stand for
     a callback is reported and the others still run; the queue's errors propagate."""
     from workers.recovery.replay import configured_targets, replay_recording
-    from workers.recovery.synthetic import synthetic_message
+    from workers.recovery.stand_in import stand_in_message
 
     targets = configured_targets(settings, client)
     broker = open_broker(celery, client, broker_url=settings.broker_url,
@@ -154,7 +155,7 @@ def replay_recordings(
     for sid in sids:
         try:
             recording, found_in = fetch_recording(settings, sid, account_sid)
-            message = synthetic_message(recording, source="replay", account_sid=found_in)
+            message = stand_in_message(recording, source="replay", account_sid=found_in)
         except (PermanentError, TransientError) as exc:  # this one; go on
             done.failed.append({"recording_sid": sid, "error": str(exc)})
         else:

@@ -17,7 +17,7 @@ import redis
 from workers.archive.index import ArchiveIndex
 from workers.metadata import SchemaNotReady, Store, StoreUnavailable
 from workers.state.keys import ARCHIVES_KEY
-from workers.state.outcomes import OutcomeStore
+from workers.state.outcomes import outcomes_of
 
 if TYPE_CHECKING:
     from workers.metadata.queries import Page
@@ -59,7 +59,7 @@ def recordings_page(
 
 def event_outcomes(client: redis.Redis, event_id: str) -> list[dict[str, Any]]:
     """Every handler's latest outcome for ``event_id``, sorted by handler and target."""
-    return OutcomeStore(client).for_event(event_id)
+    return outcomes_of(client, event_id)
 
 
 def archive_record(client: redis.Redis, recording_sid: str) -> dict[str, Any] | None:

@@ -3,8 +3,9 @@
 One hash per event (``roomrec:outcomes:{event_id}``): field ``handler`` or ``handler#target``
 (the target's fingerprint), value a JSON object ``{"handler", "target", "status", "attempts",
 "error", "at"}`` where status is ``succeeded``, ``retrying``, ``gone`` (a forward target
-answered 410) or ``dead-lettered``. Kept as long as the done marks
-(:func:`workers.runtime.context.marks_ttl`: at least the de-duplication record's ``DEDUP_TTL``).
+answered 410) or ``dead-lettered``. Written by :class:`OutcomeStore`, which keeps each hash
+its ``ttl`` (a worker's ``WorkerSettings.marks_ttl``, as the done marks); read by
+:func:`outcomes_of`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from schemas.fields import iso8601
 from workers.observability.redaction import fingerprint, target_label
 from workers.state.keys import OUTCOMES_KEY
 
-OUTCOMES_TTL = 7 * 24 * 3600  # the default; a worker passes marks_ttl(settings)
 STATUSES = frozenset({"succeeded", "retrying", "gone", "dead-lettered"})
 
 
 class OutcomeStore:
-    def __init__(self, client: redis.Redis, *, ttl: int = OUTCOMES_TTL) -> None:
+    def __init__(self, client: redis.Redis, *, ttl: int) -> None:
         self.redis = client
         self.ttl = ttl
 
@@ -61,8 +61,9 @@ class OutcomeStore:
             own.expire(key, self.ttl)
             own.execute()
 
-    def for_event(self, event_id: str) -> list[dict[str, Any]]:
-        """Every handler's latest outcome for ``event_id``, sorted by handler and target."""
-        raw: dict[Any, Any] = self.redis.hgetall(OUTCOMES_KEY.format(event_id))
-        outcomes = [json.loads(value) for value in raw.values()]
-        return sorted(outcomes, key=lambda o: (o["handler"], o["target"] or ""))
+
+def outcomes_of(client: redis.Redis, event_id: str) -> list[dict[str, Any]]:
+    """Every handler's latest outcome for ``event_id``, sorted by handler and target."""
+    raw: dict[Any, Any] = client.hgetall(OUTCOMES_KEY.format(event_id))
+    outcomes = [json.loads(value) for value in raw.values()]
+    return sorted(outcomes, key=lambda o: (o["handler"], o["target"] or ""))

@@ -15,6 +15,10 @@ A room is ready when ``room-ended`` arrived, the listing was merged, and every r
 is final. The update that finds it so records itself as ``ready_by``: exactly one update ever
 does. The state is frozen from then on; an update from the same caller (a redelivered task)
 is told to emit again, every other one that the room is done.
+
+The three hashes live the :class:`RoomTracker`'s ``ttl`` (a worker's
+``WorkerSettings.marks_ttl``), refreshed by every update. Reading them (:func:`room_state`)
+needs none.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ from typing import Any
 import redis
 
 from workers.state.keys import ROOM_RECORDINGS_KEY, ROOM_RESOURCES_KEY, ROOM_STATE_KEY
-
-STATE_TTL = 7 * 24 * 3600  # refreshed by every update; a worker passes marks_ttl(settings)
 
 # Decisions of one update.
 WAIT = "wait"  # not ready yet
@@ -139,8 +141,10 @@ def final_status(*statuses: str | None) -> str:
 
 
 class RoomTracker:
-    def __init__(self, client: redis.Redis, *, ttl: int = STATE_TTL) -> None:
-        self.redis = client
+    """Merges what each event tells of a room; after every update the room's hashes expire
+    ``ttl`` seconds later."""
+
+    def __init__(self, client: redis.Redis, *, ttl: int) -> None:
         self.ttl = ttl
         self._update = client.register_script(UPDATE)
 
@@ -165,25 +169,27 @@ class RoomTracker:
         decision, ready_at = self._update(keys=keys, args=args)
         return Outcome(_text(decision), _text(ready_at) or None)
 
-    def state(self, room_sid: str) -> RoomState:
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(ROOM_STATE_KEY.format(room_sid))
-            pipe.hgetall(ROOM_RECORDINGS_KEY.format(room_sid))
-            pipe.hgetall(ROOM_RESOURCES_KEY.format(room_sid))
-            raw_state, raw_statuses, raw_resources = pipe.execute()
-        state = {_text(k): _text(v) for k, v in raw_state.items()}
-        resources = {}
-        for sid, value in raw_resources.items():
-            _, _, body = _text(value).partition("\n")
-            resources[_text(sid)] = json.loads(body)
-        return RoomState(
-            room_sid=room_sid, account_sid=state.get("account_sid"),
-            room_name=state.get("room_name"), ended="ended_by" in state,
-            listed=state.get("listed") == "1", ready_by=state.get("ready_by"),
-            ready_at=state.get("ready_at"),
-            statuses={_text(k): _text(v) for k, v in raw_statuses.items()},
-            resources=resources,
-        )  # fmt: skip
+
+def room_state(client: redis.Redis, room_sid: str) -> RoomState:
+    """The room as the tracker holds it, read in one transaction (empty when unknown)."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hgetall(ROOM_STATE_KEY.format(room_sid))
+        pipe.hgetall(ROOM_RECORDINGS_KEY.format(room_sid))
+        pipe.hgetall(ROOM_RESOURCES_KEY.format(room_sid))
+        raw_state, raw_statuses, raw_resources = pipe.execute()
+    state = {_text(k): _text(v) for k, v in raw_state.items()}
+    resources = {}
+    for sid, value in raw_resources.items():
+        _, _, body = _text(value).partition("\n")
+        resources[_text(sid)] = json.loads(body)
+    return RoomState(
+        room_sid=room_sid, account_sid=state.get("account_sid"),
+        room_name=state.get("room_name"), ended="ended_by" in state,
+        listed=state.get("listed") == "1", ready_by=state.get("ready_by"),
+        ready_at=state.get("ready_at"),
+        statuses={_text(k): _text(v) for k, v in raw_statuses.items()},
+        resources=resources,
+    )  # fmt: skip
 
 
 def _text(value: str | bytes | None) -> str:

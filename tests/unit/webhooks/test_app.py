@@ -61,7 +61,7 @@ def test_settings_and_an_enqueuer_can_be_passed_in(redis_url: str) -> None:
         WebSettingsSchema(),
         {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS_URL": "redis://127.0.0.1:1/0"} | LOCAL,
     )
-    enqueuer = connect(redis_url, redis_url, timeout=0.5)
+    enqueuer = connect(redis_url, redis_url, timeout=0.5, dedup_ttl=settings.dedup_ttl)
     try:
         app = create_app(settings, enqueuer=enqueuer)
         assert app_state(app).enqueuer is enqueuer

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from schemas.settings import ConfigurationError
-from tests.support.databases import database_url
+from tests.support.databases import MakeDatabase
 from tests.support.twilio import sid
 from tests.unit.webhooks.conftest import AppFactory
 from tests.unit.webhooks.helpers import assert_problem
@@ -221,7 +221,7 @@ def test_one_recording_with_events_outcomes_and_archive(
         database.apply(event)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        outcomes = OutcomeStore(client)
+        outcomes = OutcomeStore(client, ttl=3600)
         outcomes.record(started.id, "store", None, "succeeded", attempts=1)
         outcomes.record(completed.id, "forward", "https://hooks.example/in?token=s3cret",
                         "retrying", attempts=2, error="503")  # fmt: skip
@@ -288,8 +288,8 @@ def test_a_hung_redis_is_a_quick_503(make_api: AppFactory, database: Store, hung
     assert response.headers["Retry-After"]
 
 
-def test_an_unmigrated_database_is_503(make_api: AppFactory, tmp_path: Path) -> None:
-    with database_url("postgresql", tmp_path) as url:
+def test_an_unmigrated_database_is_503(make_api: AppFactory, empty_database: MakeDatabase) -> None:
+    with empty_database("postgresql") as url:
         client = make_api(DATABASE_URL=url).test_client()
         problem = assert_problem(client.get("/recordings", headers=AUTH), 503)
     assert "migrated" in problem["detail"]

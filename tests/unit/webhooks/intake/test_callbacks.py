@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.twilio import AUTH_TOKEN, recording_params, room_params, sign, timestamp
 from tests.unit.webhooks.helpers import (
     FORM,
@@ -408,7 +409,8 @@ class ExplodingBroker(RedisBroker):
 def test_an_unexpected_error_is_a_500_problem_without_traceback(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    enqueuer = ExplodingBroker(make_celery(redis_url), redis.Redis.from_url(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    enqueuer = ExplodingBroker(make_celery(redis_url), client, dedup_ttl=DEFAULT_DEDUP_TTL)
     app = create_app(
         {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": "http://localhost"}, enqueuer=enqueuer
     )

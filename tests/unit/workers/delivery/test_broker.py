@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.unit.workers.helpers import worker_settings
 from workers.delivery.broker import Broker
 from workers.delivery.celery_app import make_celery
@@ -42,7 +43,8 @@ def test_the_broker_is_redis_only_when_it_is_the_very_database_of_redis_url(
 ) -> None:
     celery = make_celery(broker_url)
     client = redis.Redis.from_url(redis_url)
-    broker = open_broker(celery, client, broker_url=broker_url, redis_url=redis_url)
+    broker = open_broker(celery, client, broker_url=broker_url, redis_url=redis_url,
+                         dedup_ttl=DEFAULT_DEDUP_TTL)  # fmt: skip
 
     assert type(broker) is chosen
     assert (broker.celery, broker.redis) == (celery, client)

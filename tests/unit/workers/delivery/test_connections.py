@@ -14,6 +14,7 @@ import redis
 
 from devtools.redis_server import RedisServer, free_port
 from schemas import EventMessage, load_callback
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.twilio import room_params
 from workers.delivery.celery_app import EVENTS_QUEUE
 from workers.delivery.choice import connect
@@ -30,7 +31,7 @@ def _message() -> EventMessage:
 
 
 def _enqueuer(url: str) -> RedisBroker:
-    broker = connect(url, url, timeout=1)
+    broker = connect(url, url, timeout=1, dedup_ttl=DEFAULT_DEDUP_TTL)
     assert isinstance(broker, RedisBroker)
     return broker
 

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from schemas import EventMessage, load_callback
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.queues import task_messages
 from tests.support.twilio import room_params
 from workers.delivery.celery_app import (
@@ -106,7 +107,8 @@ def message() -> EventMessage:
 def test_an_unanswering_rabbitmq_costs_the_web_one_timeout(
     request: pytest.FixtureRequest, redis_url: str, down: str
 ) -> None:
-    enqueuer = connect(request.getfixturevalue(down), redis_url, timeout=0.5)
+    enqueuer = connect(request.getfixturevalue(down), redis_url, timeout=0.5,
+                       dedup_ttl=DEFAULT_DEDUP_TTL)  # fmt: skip
     queued = message()
     try:
         started = time.monotonic()
@@ -125,7 +127,7 @@ def test_an_unanswering_rabbitmq_costs_the_web_one_timeout(
 def test_task_events_show_the_event_id_not_the_callback(redis_url: str) -> None:
     """Flower shows a task's ``argsrepr``: the id, never the callback's parameters."""
     broker = redis_url.rsplit("/", 1)[0] + "/1"  # a broker apart from REDIS_URL: send_task
-    enqueuer = connect(broker, redis_url, timeout=0.5)
+    enqueuer = connect(broker, redis_url, timeout=0.5, dedup_ttl=DEFAULT_DEDUP_TTL)
     queued = message()
     try:
         assert enqueuer.enqueue(queued)
@@ -147,8 +149,9 @@ def kombu_broker(redis_url: str) -> Iterator[KombuBroker]:
     broker_url = redis_url.rsplit("/", 1)[0] + "/1"
     celery = make_celery(broker_url, publish_timeout=2)
     broker = open_broker(
-        celery, redis.Redis.from_url(redis_url), broker_url=broker_url, redis_url=redis_url
-    )
+        celery, redis.Redis.from_url(redis_url), broker_url=broker_url, redis_url=redis_url,
+        dedup_ttl=DEFAULT_DEDUP_TTL,
+    )  # fmt: skip
     assert isinstance(broker, KombuBroker)
     yield broker
     broker.close()

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from schemas import EventMessage, load_callback
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.twilio import room_params
 from workers.delivery.celery_app import (
     EVENTS_QUEUE,
@@ -55,7 +56,9 @@ def handler_message(target: str | None = "https://hooks.example.com/in?token=s3c
 def publish(client: redis.Redis, delay: float = 0) -> tuple[str, float]:
     message = handler_message()
     published = time.time()
-    RedisBroker(APP, client).push(HANDLERS_QUEUE, message, task_id=TASK_ID, delay=delay)
+    RedisBroker(APP, client, dedup_ttl=DEFAULT_DEDUP_TTL).push(
+        HANDLERS_QUEUE, message, task_id=TASK_ID, delay=delay
+    )
     return message, published
 
 
@@ -164,7 +167,7 @@ def test_the_web_enqueue_records_its_message_atomically(client, ledger, redis_ur
     message = EventMessage(
         id=event_id(params), event=load_callback(params), received_at=datetime.now(UTC)
     )
-    enqueuer = RedisBroker(make_celery(redis_url), client)
+    enqueuer = RedisBroker(make_celery(redis_url), client, dedup_ttl=DEFAULT_DEDUP_TTL)
 
     assert enqueuer.enqueue(message) is True
     assert enqueuer.enqueue(message) is False  # a duplicate writes nothing

@@ -293,7 +293,7 @@ def test_a_long_download_pauses_in_time_and_the_next_attempt_resumes(
     room, rt = sids(event)
     ticks = itertools.count(0, 10)  # every look at the clock: 10 s later
     paused = ArchiveHandler(context(), clock=lambda: float(next(ticks)))
-    assert paused.budget == 30  # VISIBILITY_TIMEOUT 90: a 60 s task limit
+    assert paused.copier.budget == 30  # VISIBILITY_TIMEOUT 90: a 60 s task limit
 
     with pytest.raises(ArchivePaused, match="paused at byte"):
         paused(event, None)

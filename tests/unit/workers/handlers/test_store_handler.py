@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from schemas.settings import ConfigurationError
-from tests.support.databases import database_url as empty_database
+from tests.support.databases import MakeDatabase
 from tests.support.twilio import sid
 from tests.unit.workers.helpers import worker_settings
 from tests.unit.workers.store_events import Room
@@ -55,9 +55,9 @@ def test_the_default_database_is_a_sqlite_file(make_context: MakeContext) -> Non
 
 
 def test_an_unmigrated_postgresql_database_is_retried_naming_the_command(
-    make_context: MakeContext, tmp_path: Path
+    make_context: MakeContext, empty_database: MakeDatabase
 ) -> None:
-    with empty_database("postgresql", tmp_path) as url:
+    with empty_database("postgresql") as url:
         handler = handler_for(make_context, url)
         try:
             with pytest.raises(TransientError, match=UPGRADE_COMMAND):

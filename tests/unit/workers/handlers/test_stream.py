@@ -16,7 +16,7 @@ from tests.unit.workers.helpers import worker_settings
 from tests.unit.workers.store_events import T0, Room
 from workers.errors import TransientError
 from workers.handlers import HandlerContext, resolve
-from workers.handlers.stream import MARKER_TTL, StreamHandler, entry_fields
+from workers.handlers.stream import StreamHandler, entry_fields
 from workers.state.keys import STREAM_MARKER_KEY
 
 MakeContext = Callable[..., HandlerContext]
@@ -74,7 +74,8 @@ def test_a_redelivered_event_adds_no_second_entry(
 ) -> None:
     handler = streamer(make_context)
     if decode:  # as in the worker, whose Redis client decodes
-        handler = StreamHandler(redis.Redis.from_url(redis_url, decode_responses=True), KEY, 100)
+        decoding = redis.Redis.from_url(redis_url, decode_responses=True)
+        handler = StreamHandler(decoding, KEY, 100, marker_ttl=handler.marker_ttl)
     event = Room().event("room-created", 0)
 
     for _ in range(3):
@@ -128,7 +129,7 @@ def test_an_unreachable_redis_is_retried(make_context: MakeContext) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = redis.Redis(port=port, socket_connect_timeout=1, retry=None)
-    handler = StreamHandler(client, KEY, 100)
+    handler = StreamHandler(client, KEY, 100, marker_ttl=60)
 
     with pytest.raises(TransientError, match="stream roomrec:events"):
         handler(Room().event("room-created", 0), None)
@@ -162,4 +163,4 @@ def test_the_marker_outlives_every_delivery_the_settings_allow(make_context: Mak
     assert isinstance(handler, StreamHandler)
     settings = context.settings
     horizon = settings.dedup_ttl + 3 * settings.retry_backoff_max + settings.visibility_timeout
-    assert handler.marker_ttl == horizon != MARKER_TTL
+    assert handler.marker_ttl == horizon != worker_settings().marks_ttl  # not the defaults'

@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata, produce_migrations, render_py
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from tests.support.databases import BACKENDS, database_url
+from tests.support.databases import BACKENDS, MakeDatabase
 from tests.support.twilio import AUTH_TOKEN, sid
 from tests.unit.workers.store_events import Room
 from webhooks import create_app
@@ -42,8 +42,8 @@ TABLES = {"rooms", "recordings", "events", "alembic_version"}
 
 
 @pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database_url(request.param, tmp_path) as value:
+def url(request: pytest.FixtureRequest, empty_database: MakeDatabase) -> Iterator[str]:
+    with empty_database(request.param) as value:
         yield value
 
 
@@ -131,8 +131,10 @@ def test_switching_a_new_database_to_wal_waits_for_another_connections_lock(
         holder.close()
 
 
-def test_an_unmigrated_postgresql_database_is_refused_naming_the_command(tmp_path: Path) -> None:
-    with database_url("postgresql", tmp_path) as url:
+def test_an_unmigrated_postgresql_database_is_refused_naming_the_command(
+    empty_database: MakeDatabase,
+) -> None:
+    with empty_database("postgresql") as url:
         store = Store.open(url)
         try:
             with pytest.raises(SchemaNotReady, match=UPGRADE_COMMAND):
@@ -176,9 +178,9 @@ def test_a_sqlite_database_with_an_empty_version_table_migrates_itself(tmp_path:
 
 @pytest.mark.parametrize("stored", [None, "0000"])
 def test_a_postgresql_database_at_another_revision_is_refused_naming_it(
-    tmp_path: Path, stored: str | None
+    empty_database: MakeDatabase, stored: str | None
 ) -> None:
-    with database_url("postgresql", tmp_path) as url:
+    with empty_database("postgresql") as url:
         store = Store.open(url)
         try:
             with store.engine.begin() as connection:

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Table, select
 
 from schemas import HandlerEvent
-from tests.support.databases import BACKENDS, database_url
+from tests.support.databases import BACKENDS, MakeDatabase
 from tests.support.twilio import sid
 from tests.unit.workers.store_events import T0, Room
 from workers.metadata import Store
@@ -29,12 +28,12 @@ MakeStore = Callable[..., Store]
 
 
 @pytest.fixture(params=BACKENDS)
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
+def make_store(request: pytest.FixtureRequest, empty_database: MakeDatabase) -> Iterator[MakeStore]:
     """``make_store(name)``: a migrated, empty store; closed and dropped after the test."""
     with ExitStack() as stack:
 
         def make(name: str = "store") -> Store:
-            url = stack.enter_context(database_url(request.param, tmp_path, name))
+            url = stack.enter_context(empty_database(request.param, name))
             store = Store.open(url)
             stack.callback(store.close)
             upgrade(store.engine)

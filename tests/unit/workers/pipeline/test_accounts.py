@@ -181,7 +181,7 @@ def test_an_unknown_account_is_refused_by_the_registry() -> None:
 
 
 def test_the_room_listing_goes_with_the_room_s_account(
-    make_runtime: MakeRuntime, app: Celery, twilio: EmulatorProcess
+    make_runtime: MakeRuntime, twilio: EmulatorProcess
 ) -> None:
     rt = make_runtime(ROOM_READY_EVENTS="1")
     room = sid("RM")
@@ -190,7 +190,7 @@ def test_the_room_listing_goes_with_the_room_s_account(
         room_sid=room, account_sid=ACCOUNT_B, status="completed", size=10, type="audio"
     )
 
-    rooms.after_event(app, rt, room_event(room_params("room-ended", RoomSid=room,
+    rooms.after_event(rt, room_event(room_params("room-ended", RoomSid=room,
                                                       AccountSid=ACCOUNT_B)))  # fmt: skip
 
     assert users_of(twilio, f"/Rooms/{room}/Recordings") == [KEY_B]

@@ -86,16 +86,16 @@ def test_the_request_asks_for_all_audio_a_video_grid_and_callbacks_here() -> Non
 
 
 def test_a_ready_room_gets_one_composition_however_often_it_is_emitted(
-    runtime: Runtime, app: Celery, twilio: EmulatorProcess
+    runtime: Runtime, twilio: EmulatorProcess
 ) -> None:
     room = ended_room(twilio)
     ended = room_params("room-ended", RoomSid=room, RoomDuration="60")
     handled = HandlerEvent(id=event_id(ended), event=load_callback(ended), recording=None,
                            received_at=datetime.now(UTC))  # fmt: skip
 
-    rooms.after_event(app, runtime, handled)
-    rooms.after_event(app, runtime, handled)  # redelivered: emits again
-    compositions.compose(app, runtime, room, attempt=0)  # a retry that was queued anyway
+    rooms.after_event(runtime, handled)
+    rooms.after_event(runtime, handled)  # redelivered: emits again
+    compositions.compose(runtime, room, attempt=0)  # a retry that was queued anyway
 
     [composition] = of_room(twilio, room)
     assert len(posts(twilio)) == 1
@@ -106,14 +106,14 @@ def test_a_ready_room_gets_one_composition_however_often_it_is_emitted(
 
 
 def test_a_creation_never_recorded_is_adopted_not_repeated(
-    runtime: Runtime, app: Celery, twilio: EmulatorProcess
+    runtime: Runtime, twilio: EmulatorProcess
 ) -> None:
     room = ended_room(twilio)
-    compositions.compose(app, runtime, room, attempt=0)
+    compositions.compose(runtime, room, attempt=0)
     [first] = of_room(twilio, room)
     runtime.redis.delete(COMPOSITION_KEY.format(room))  # the worker died right after the POST
 
-    compositions.compose(app, runtime, room, attempt=0)
+    compositions.compose(runtime, room, attempt=0)
 
     assert [c["sid"] for c in of_room(twilio, room)] == [first["sid"]]
     assert runtime.redis.get(COMPOSITION_KEY.format(room)) == first["sid"]
@@ -125,7 +125,8 @@ def test_a_composition_someone_else_made_is_not_adopted(
     room = ended_room(twilio)
     video = TwilioVideo(runtime.settings)
     other = video.create_composition(composition_form(room, "https://elsewhere.example/cb"))
-    composer = Composer(video, runtime.redis, STATUS_CALLBACK, lock_ttl=30)
+    composer = Composer(video, runtime.redis, STATUS_CALLBACK, lock_ttl=30,
+                        marker_ttl=runtime.settings.marks_ttl)  # fmt: skip
 
     created, new = composer.ensure(room)
 
@@ -134,33 +135,33 @@ def test_a_composition_someone_else_made_is_not_adopted(
 
 
 def test_creating_waits_while_another_task_holds_the_lock(
-    runtime: Runtime, app: Celery, twilio: EmulatorProcess
+    runtime: Runtime, twilio: EmulatorProcess
 ) -> None:
     room = ended_room(twilio)
     runtime.redis.set(COMPOSING_LOCK_KEY.format(room), "another-task", ex=30)
     composer = Composer(TwilioVideo(runtime.settings), runtime.redis, STATUS_CALLBACK,
-                        lock_ttl=30)  # fmt: skip
+                        lock_ttl=30, marker_ttl=runtime.settings.marks_ttl)  # fmt: skip
 
     with pytest.raises(ComposerBusy):
         composer.ensure(room)
-    compositions.compose(app, runtime, room, attempt=0)
+    compositions.compose(runtime, room, attempt=0)
 
     assert of_room(twilio, room) == []
     assert delayed_tasks(runtime) == [COMPOSE_TASK]
 
 
 def test_twilio_5xx_is_retried_and_a_refusal_dead_lettered(
-    runtime: Runtime, app: Celery, twilio: EmulatorProcess
+    runtime: Runtime, twilio: EmulatorProcess
 ) -> None:
     room = ended_room(twilio)
     twilio.control.add_fault("^/v1/Compositions$", "status", method="POST", status=503, count=1)
-    compositions.compose(app, runtime, room, attempt=0)
+    compositions.compose(runtime, room, attempt=0)
     assert delayed_tasks(runtime) == [COMPOSE_TASK]
-    compositions.compose(app, runtime, room, attempt=1)
+    compositions.compose(runtime, room, attempt=1)
     assert len(of_room(twilio, room)) == 1
 
     unknown = sid("RM")  # Twilio answers 400: no such room
-    compositions.compose(app, runtime, unknown, attempt=0)
+    compositions.compose(runtime, unknown, attempt=0)
 
     [letter] = runtime.dead_letters.list()
     assert (letter["stage"], letter["message"]) == ("compose", {"room_sid": unknown})
@@ -168,14 +169,14 @@ def test_twilio_5xx_is_retried_and_a_refusal_dead_lettered(
 
 
 def test_a_room_without_completed_recordings_is_not_composed(
-    runtime: Runtime, app: Celery, twilio: EmulatorProcess
+    runtime: Runtime, twilio: EmulatorProcess
 ) -> None:
     room = sid("RM")
     twilio.control.create_room(sid=room)
     twilio.control.create_recording(room_sid=room, status="failed")
     ended = room_params("room-ended", RoomSid=room, RoomDuration="60")
 
-    rooms.after_event(app, runtime, HandlerEvent(
+    rooms.after_event(runtime, HandlerEvent(
         id=event_id(ended), event=load_callback(ended), recording=None,
         received_at=datetime.now(UTC),
     ))  # fmt: skip

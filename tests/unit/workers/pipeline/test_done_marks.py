@@ -20,6 +20,7 @@ from tests.unit.workers.helpers import room_event, worker_settings
 from workers.pipeline.fanout import attempt_handler, run_handlers
 from workers.runtime.context import Runtime
 from workers.state.keys import done_key
+from workers.state.outcomes import outcomes_of
 
 
 class Probe:
@@ -65,12 +66,12 @@ def test_a_repeatable_handlers_mark_waits_for_the_next_write(
     event = room_event(room_params())
     before = transactions(client)
 
-    run_handlers(app, rt, event)
+    run_handlers(rt, event)
 
     assert first.seen_done == [] and once.seen_done == []  # nothing written before "once" ran
     assert last.seen_done == ["first", "once"]  # "once" wrote its mark with the waiting one
     assert all(client.exists(done_key(event.id, name, None)) for name in order)
-    assert {o["handler"]: o["status"] for o in rt.outcomes.for_event(event.id)} == dict.fromkeys(
+    assert {o["handler"]: o["status"] for o in outcomes_of(rt.redis, event.id)} == dict.fromkeys(
         order, "succeeded"
     )
     assert transactions(client) - before == 2  # one per handler before: three
@@ -84,7 +85,7 @@ def test_a_repeatable_handler_in_a_task_of_its_own_writes_its_mark(
     rt = runtime_with(redis_url, app, [probe])
     event = room_event(room_params())
 
-    attempt_handler(app, rt, "alone", None, 0, event, {}, attempt=0)
+    attempt_handler(rt, "alone", None, 0, event, {}, attempt=0)
 
     assert client.exists(done_key(event.id, "alone", None))
     rt.redis.close()
@@ -97,10 +98,10 @@ def test_a_handler_that_ran_is_not_run_again_on_redelivery(
     first, once = (Probe(name, client, order, repeatable=name == "first") for name in order)
     rt = runtime_with(redis_url, app, [first, once])
     event = room_event(room_params())
-    run_handlers(app, rt, event)
+    run_handlers(rt, event)
     first.seen_done = once.seen_done = ["not run"]
 
-    run_handlers(app, rt, event)  # the same event delivered again
+    run_handlers(rt, event)  # the same event delivered again
 
     assert first.seen_done == once.seen_done == ["not run"]
     rt.redis.close()

@@ -1,7 +1,6 @@
 """Every mark of an effect (done marks, outcomes, room state, the composition marker) lives as
-long as :func:`workers.runtime.context.marks_ttl` says, which follows ``DEDUP_TTL``: against the
-private
-Redis and the Twilio emulator."""
+long as :attr:`schemas.settings.WorkerSettings.marks_ttl` says, which follows ``DEDUP_TTL``:
+against the private Redis and the Twilio emulator."""
 
 from __future__ import annotations
 
@@ -11,12 +10,13 @@ import pytest
 from celery import Celery
 
 from emulator.client import EmulatorProcess
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.twilio import room_params, sid
 from tests.unit.workers import sample_handlers
 from tests.unit.workers.helpers import room_event, worker_settings
 from workers.pipeline import rooms
 from workers.pipeline.compositions import composer
-from workers.runtime.context import DONE_TTL, Runtime, marks_ttl
+from workers.runtime.context import Runtime
 from workers.state.keys import COMPOSITION_KEY, ROOM_RECORDINGS_KEY, ROOM_STATE_KEY
 
 # 2 retries backing off at most 60 s, a 90 s visibility timeout: 120 + 90 s past DEDUP_TTL.
@@ -26,11 +26,11 @@ EXPECTED = 86400 + 2 * 60 + 90
 
 
 def test_the_marks_outlive_dedup_ttl_and_every_retry() -> None:
-    assert marks_ttl(worker_settings(**ENV)) == EXPECTED
+    assert worker_settings(**ENV).marks_ttl == EXPECTED
     longer = worker_settings(**(ENV | {"DEDUP_TTL": "3600000"}))
-    assert marks_ttl(longer) == 3600000 + 2 * 60 + 90
+    assert longer.marks_ttl == 3600000 + 2 * 60 + 90
     defaults = worker_settings()  # 7 days, 15 retries of up to 30 min, 90 s
-    assert marks_ttl(defaults) == 7 * 24 * 3600 + 15 * 1800 + 90 > DONE_TTL
+    assert defaults.marks_ttl == 7 * 24 * 3600 + 15 * 1800 + 90 > DEFAULT_DEDUP_TTL
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def _assert_lives_marks_ttl(rt: Runtime, key: str) -> None:
 
 
 def test_a_room_ended_twice_emits_once_and_every_mark_follows_dedup_ttl(
-    runtime: Runtime, app: Celery, emulator: EmulatorProcess
+    runtime: Runtime, emulator: EmulatorProcess
 ) -> None:
     room = sid("RM")
     emulator.control.create_room(sid=room)
@@ -64,11 +64,11 @@ def test_a_room_ended_twice_emits_once_and_every_mark_follows_dedup_ttl(
     again = room_event(room_params("room-ended", RoomSid=room, RoomDuration="61"))
 
     for event in (ended, again, ended):
-        rooms.after_event(app, runtime, event)
+        rooms.after_event(runtime, event)
 
     ready = [e for e, _ in sample_handlers.CALLS if e.type == "room.recordings_ready"]
     assert len(ready) == 1
-    assert runtime.marks_ttl == EXPECTED
+    assert runtime.settings.marks_ttl == EXPECTED
     for key in (ROOM_STATE_KEY.format(room), ROOM_RECORDINGS_KEY.format(room)):
         _assert_lives_marks_ttl(runtime, key)
     ready_id = rooms.ready_event_id(room)

@@ -21,6 +21,7 @@ from workers.errors import NotFoundYet, PermanentError, TransientError
 from workers.pipeline.retry import NOT_FOUND_RETRIES, Attempt, backoff, retry_or_give_up
 from workers.runtime.context import Runtime
 from workers.state.keys import DELAYED_KEY
+from workers.state.outcomes import outcomes_of
 
 CAP = 600.0
 SEEDS = range(20)
@@ -145,12 +146,12 @@ def sample(name: str, **labels: str) -> float:
             ValueError("a handler's own failure")],
 )  # fmt: skip
 def test_a_failure_below_the_limit_schedules_the_next_attempt(
-    app: Celery, rt: Runtime, caplog: pytest.LogCaptureFixture, exc: Exception
+    rt: Runtime, caplog: pytest.LogCaptureFixture, exc: Exception
 ) -> None:
     counted = sample("roomrec_retries_total", stage="fetch")
     caplog.set_level(logging.WARNING, logger="workers.pipeline.retry")
 
-    outcome = retry_or_give_up(app, rt, replace(FETCH, number=2), exc)
+    outcome = retry_or_give_up(rt, replace(FETCH, number=2), exc)
 
     assert outcome == "retrying"
     [(headers, delay)] = scheduled(rt)
@@ -164,17 +165,17 @@ def test_a_failure_below_the_limit_schedules_the_next_attempt(
     assert line.endswith(f"s: {exc}")
 
 
-def test_a_retry_after_is_waited_for(app: Celery, rt: Runtime) -> None:
-    retry_or_give_up(app, rt, FETCH, TransientError("Twilio answered 429", retry_after=60.0))
+def test_a_retry_after_is_waited_for(rt: Runtime) -> None:
+    retry_or_give_up(rt, FETCH, TransientError("Twilio answered 429", retry_after=60.0))
 
     [(_, delay)] = scheduled(rt)
     assert 59.0 < delay <= 60.0
 
 
-def test_a_permanent_error_is_dead_lettered_at_once(app: Celery, rt: Runtime) -> None:
+def test_a_permanent_error_is_dead_lettered_at_once(rt: Runtime) -> None:
     counted = sample("roomrec_dead_letters_total", stage="fetch")
 
-    outcome = retry_or_give_up(app, rt, FETCH, PermanentError("Twilio answered 401"))
+    outcome = retry_or_give_up(rt, FETCH, PermanentError("Twilio answered 401"))
 
     assert outcome == "dead-lettered"
     assert scheduled(rt) == []
@@ -196,9 +197,9 @@ def test_a_permanent_error_is_dead_lettered_at_once(app: Celery, rt: Runtime) ->
         (replace(HANDLER, number=MAX_RETRIES), NotFoundYet("processing"), "dead-lettered"),
     ],
 )  # fmt: skip
-def test_the_limit(app: Celery, rt: Runtime, attempt: Attempt, exc: Exception,
+def test_the_limit(rt: Runtime, attempt: Attempt, exc: Exception,
                    outcome: str) -> None:  # fmt: skip
-    assert retry_or_give_up(app, rt, attempt, exc) == outcome
+    assert retry_or_give_up(rt, attempt, exc) == outcome
 
     if outcome == "dead-lettered":
         [letter] = rt.dead_letters.list()
@@ -210,26 +211,26 @@ def test_the_limit(app: Celery, rt: Runtime, attempt: Attempt, exc: Exception,
         assert headers["retries"] == attempt.number + 1
 
 
-def test_a_handlers_attempts_record_its_outcome(app: Celery, rt: Runtime) -> None:
-    retry_or_give_up(app, rt, HANDLER, TransientError("forward answered 503"))
+def test_a_handlers_attempts_record_its_outcome(rt: Runtime) -> None:
+    retry_or_give_up(rt, HANDLER, TransientError("forward answered 503"))
 
-    [outcome] = rt.outcomes.for_event("evt_1")
+    [outcome] = outcomes_of(rt.redis, "evt_1")
     assert (outcome["handler"], outcome["status"]) == ("forward", "retrying")
     assert outcome["attempts"] == 1
     assert outcome["error"] == "forward answered 503"
     assert "s3cr3t" not in json.dumps(outcome)
 
-    retry_or_give_up(app, rt, replace(HANDLER, number=1), PermanentError("answered 401"))
+    retry_or_give_up(rt, replace(HANDLER, number=1), PermanentError("answered 401"))
 
-    [outcome] = rt.outcomes.for_event("evt_1")
+    [outcome] = outcomes_of(rt.redis, "evt_1")
     assert (outcome["status"], outcome["attempts"]) == ("dead-lettered", 2)
     [letter] = rt.dead_letters.list()
     assert letter["stage"] == "handler:forward"
     assert "s3cr3t" not in json.dumps(letter)
 
 
-def test_other_attempts_record_no_outcome(app: Celery, rt: Runtime) -> None:
-    retry_or_give_up(app, rt, FETCH, TransientError("503"))
-    retry_or_give_up(app, rt, replace(FETCH, number=1), PermanentError("401"))
+def test_other_attempts_record_no_outcome(rt: Runtime) -> None:
+    retry_or_give_up(rt, FETCH, TransientError("503"))
+    retry_or_give_up(rt, replace(FETCH, number=1), PermanentError("401"))
 
-    assert rt.outcomes.for_event("evt_1") == []
+    assert outcomes_of(rt.redis, "evt_1") == []

@@ -28,7 +28,7 @@ from workers.metadata import Store
 from workers.pipeline import rooms
 from workers.runtime.context import Runtime
 from workers.state.keys import DELAYED_KEY
-from workers.state.rooms import RoomState, RoomTracker
+from workers.state.rooms import RoomState, room_state
 
 MakeRuntime = Callable[..., Runtime]
 
@@ -232,44 +232,44 @@ def delayed_tasks(rt: Runtime) -> list[str]:
 
 
 def test_a_room_is_ready_when_its_recordings_complete_after_it_ended(
-    make_runtime: MakeRuntime, app: Celery, twilio: EmulatorProcess
+    make_runtime: MakeRuntime, twilio: EmulatorProcess
 ) -> None:
     rt = make_runtime()
     room = Room(twilio)
     first, second = room.recordings
     for recording in room.recordings:
-        rooms.after_event(app, rt, room.recording(rt, "recording-started", recording))
-    rooms.after_event(app, rt, room.ended())
+        rooms.after_event(rt, room.recording(rt, "recording-started", recording))
+    rooms.after_event(rt, room.ended())
     listings = [
         r for r in twilio.control.requests() if r["path"].endswith(f"{room.sid}/Recordings")
     ]
     assert len(listings) == 1
     done = room.recording(rt, "recording-completed", first, status="completed", size=2048)
-    rooms.after_event(app, rt, done)
+    rooms.after_event(rt, done)
     assert ready_calls() == []
 
     last = room.recording(rt, "recording-failed", second, status="failed")
-    rooms.after_event(app, rt, last)
+    rooms.after_event(rt, last)
 
     [ready] = ready_calls()
     assert ready.id == rooms.ready_event_id(room.sid)
     assert ready.recordings is not None
     assert {(r.sid, r.status) for r in ready.recordings} == {(first, "completed"),
                                                               (second, "failed")}  # fmt: skip
-    rooms.after_event(app, rt, last)  # redelivered: emits again, the handler is done already
-    rooms.after_event(app, rt, room.recording(rt, "recording-completed", first))  # a late one
+    rooms.after_event(rt, last)  # redelivered: emits again, the handler is done already
+    rooms.after_event(rt, room.recording(rt, "recording-completed", first))  # a late one
     assert len(ready_calls()) == 1
 
 
 def test_recordings_whose_callbacks_never_came_are_learnt_from_the_listing(
-    make_runtime: MakeRuntime, app: Celery, twilio: EmulatorProcess
+    make_runtime: MakeRuntime, twilio: EmulatorProcess
 ) -> None:
     rt = make_runtime()
     room = Room(twilio, recordings=3)
     for recording in room.recordings:
         twilio.control.update_recording(recording, status="completed", size=100, duration=1)
 
-    rooms.after_event(app, rt, room.ended())
+    rooms.after_event(rt, room.ended())
 
     [ready] = ready_calls()
     assert ready.recordings is not None
@@ -277,19 +277,19 @@ def test_recordings_whose_callbacks_never_came_are_learnt_from_the_listing(
 
 
 def test_nothing_is_tracked_unless_configured(
-    make_runtime: MakeRuntime, app: Celery, twilio: EmulatorProcess
+    make_runtime: MakeRuntime, twilio: EmulatorProcess
 ) -> None:
     rt = make_runtime(ROOM_READY_EVENTS="0")
     room = Room(twilio, recordings=0)
 
-    rooms.after_event(app, rt, room.ended())
+    rooms.after_event(rt, room.ended())
 
     assert ready_calls() == [] and twilio.control.requests() == []
     assert rt.redis.keys("roomrec:room:*") == []
 
 
 def test_a_failed_listing_is_retried_apart_then_completes_the_room(
-    make_runtime: MakeRuntime, app: Celery, twilio: EmulatorProcess
+    make_runtime: MakeRuntime, twilio: EmulatorProcess
 ) -> None:
     rt = make_runtime()
     room = Room(twilio, recordings=1)
@@ -297,25 +297,25 @@ def test_a_failed_listing_is_retried_apart_then_completes_the_room(
     twilio.control.add_fault(f"{room.sid}/Recordings$", "status", status=503, count=1)
     ended = room.ended()
 
-    rooms.after_event(app, rt, ended)
+    rooms.after_event(rt, ended)
 
     assert ready_calls() == []
     assert delayed_tasks(rt) == [ROOM_RECORDINGS_TASK]
-    rooms.list_recordings(app, rt, room.sid, ended.id, attempt=1)  # the retry
+    rooms.list_recordings(rt, room.sid, ended.id, attempt=1)  # the retry
     assert len(ready_calls()) == 1
 
 
 def test_a_refused_listing_is_dead_lettered(
-    make_runtime: MakeRuntime, app: Celery, twilio: EmulatorProcess
+    make_runtime: MakeRuntime, twilio: EmulatorProcess
 ) -> None:
     rt = make_runtime()
     room = Room(twilio, recordings=1)
     twilio.control.add_fault(f"{room.sid}/Recordings$", "status", status=403)
     ended = room.ended()
 
-    rooms.after_event(app, rt, ended)
+    rooms.after_event(rt, ended)
 
     [letter] = rt.dead_letters.list()
     assert (letter["stage"], letter["event_id"]) == (rooms.LIST_STAGE, ended.id)
     assert "403" in letter["error"] and delayed_tasks(rt) == []
-    assert RoomTracker(rt.redis).state(room.sid).ready_by is None
+    assert room_state(rt.redis, room.sid).ready_by is None

@@ -17,6 +17,7 @@ from tests.support.twilio import room_params
 from tests.unit.workers.helpers import LocalServer, room_event, worker_settings
 from workers.delivery.celery_app import RUN_HANDLER_TASK
 from workers.runtime.context import Runtime
+from workers.state.outcomes import outcomes_of
 
 Start = Callable[..., LocalServer]
 
@@ -73,7 +74,7 @@ def test_a_target_not_configured_is_dead_lettered_and_sent_nothing(
     assert "not one of forward's configured targets" in entry["error"]
     assert "s3cr3t" not in entry["error"] and "s3cr3t" not in caplog.text
     assert "not one of forward's configured targets" in caplog.text
-    [outcome] = rt.outcomes.for_event(event_id)
+    [outcome] = outcomes_of(rt.redis, event_id)
     assert (outcome["handler"], outcome["status"]) == ("forward", "dead-lettered")
 
 

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from schemas import RoomRecordingSchema
+from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.queues import task_messages
 from tests.support.twilio import recording_params
 from tests.unit.schemas.factories import resource_for
@@ -31,7 +32,7 @@ from workers.recovery.replay import (
     plan,
     replay_recording,
 )
-from workers.recovery.synthetic import NotReplayable, synthetic_message
+from workers.recovery.stand_in import NotReplayable, stand_in_message
 from workers.state.deadletters import DeadLetterStore
 from workers.state.keys import INFLIGHT_KEY, SEEN_KEY, done_key
 
@@ -51,7 +52,8 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 def broker(redis_url: str, client: redis.Redis) -> Iterator[Broker]:
     """The broker of the command line on the default settings: the Redis of REDIS_URL."""
     app = make_celery(redis_url, publish_timeout=2)
-    yield open_broker(app, client, broker_url=redis_url, redis_url=redis_url)
+    yield open_broker(app, client, broker_url=redis_url, redis_url=redis_url,
+                      dedup_ttl=DEFAULT_DEDUP_TTL)  # fmt: skip
     app.close()
 
 
@@ -199,7 +201,8 @@ def test_a_broker_that_does_not_answer_keeps_the_entry(
     # Another broker than REDIS_URL (Celery's publish), or the Redis of REDIS_URL itself down.
     dead_client = redis.Redis.from_url(dead_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     broker = open_broker(dead, dead_client if same_redis else client, broker_url=dead_url,
-                         redis_url=dead_url if same_redis else redis_url)  # fmt: skip
+                         redis_url=dead_url if same_redis else redis_url,
+                         dedup_ttl=DEFAULT_DEDUP_TTL)  # fmt: skip
     assert isinstance(broker, RedisBroker if same_redis else KombuBroker)
     store = DeadLetterStore(client)
     found = entry(store, "handler:forward", TARGET)
@@ -217,7 +220,7 @@ def test_replaying_a_recording_queues_its_event(
 ) -> None:
     params = recording_params()
     recording = RoomRecordingSchema().load(resource_for(params))
-    message = synthetic_message(recording, source="replay")
+    message = stand_in_message(recording, source="replay")
     marks = [done_key(message.id, "forward", TARGET), done_key(message.id, "log", None)]
     for key in marks:
         client.set(key, 1)

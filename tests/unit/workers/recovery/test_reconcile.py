@@ -1,5 +1,5 @@
 """Reconciliation against the real Twilio emulator and a private Redis: paging, the window,
-which recordings are queued, and the synthetic callback each gets."""
+which recordings are queued, and the stand-in callback each gets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from emulator.client import EmulatorProcess
 from schemas import RoomRecordingSchema, load_callback
-from schemas.settings import WorkerSettings
+from schemas.settings import DEFAULT_DEDUP_TTL, WorkerSettings
 from tests.support.twilio import ACCOUNT_SID, recording_params, sid
 from tests.unit.schemas.factories import resource_for
 from tests.unit.webhooks.helpers import queued
@@ -26,7 +26,7 @@ from workers.delivery.dedup import event_id
 from workers.delivery.redis_broker import RedisBroker
 from workers.errors import PermanentError
 from workers.recovery.reconcile import Summary, list_recordings, reconcile
-from workers.recovery.synthetic import NotReplayable, synthetic_message
+from workers.recovery.stand_in import NotReplayable, stand_in_message
 from workers.twilio.client import TwilioVideo
 
 NOW = datetime.now(UTC)
@@ -41,7 +41,8 @@ def settings(emulator: EmulatorProcess, redis_url: str) -> WorkerSettings:
 def enqueuer(redis_url: str) -> Iterator[Broker]:
     """A broker as the reconcile task's runtime builds one: atomic on the one Redis."""
     client, celery = redis.Redis.from_url(redis_url), make_celery(redis_url)
-    broker = open_broker(celery, client, broker_url=redis_url, redis_url=redis_url)
+    broker = open_broker(celery, client, broker_url=redis_url, redis_url=redis_url,
+                         dedup_ttl=DEFAULT_DEDUP_TTL)  # fmt: skip
     assert isinstance(broker, RedisBroker)
     yield broker
     celery.close()
@@ -58,17 +59,17 @@ def create(control: Any, status: str = "completed", age: float = 60, **fields: A
     return str(body["sid"])
 
 
-# --- the synthetic callback ---------------------------------------------------------------
+# --- the stand-in callback ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("status", "event"), [("completed", "recording-completed"), ("failed", "recording-failed")]
 )
-def test_the_synthetic_event_has_the_real_callbacks_id(status: str, event: str) -> None:
+def test_the_stand_in_event_has_the_real_callbacks_id(status: str, event: str) -> None:
     real = recording_params(event)
     recording = RoomRecordingSchema().load(resource_for(real, status=status))
 
-    message = synthetic_message(recording, source="reconcile", now=NOW)
+    message = stand_in_message(recording, source="reconcile", now=NOW)
 
     assert message.id == event_id(real)
     loaded = message.event
@@ -90,7 +91,7 @@ def test_the_account_level_resource_gives_the_room_from_grouping_sids() -> None:
     resource = resource_for(real)
     del resource["room_sid"]
 
-    message = synthetic_message(RoomRecordingSchema().load(resource), source="replay")
+    message = stand_in_message(RoomRecordingSchema().load(resource), source="replay")
 
     assert message.event.room_sid == real["RoomSid"]
     assert message.id == event_id(real)
@@ -106,7 +107,7 @@ def test_recordings_without_a_final_callback_are_refused(overrides: dict[str, An
 
     recording = RoomRecordingSchema().load(resource)
     with pytest.raises(NotReplayable):
-        synthetic_message(recording, source="reconcile")
+        stand_in_message(recording, source="reconcile")
 
 
 def test_a_value_the_callback_schema_refuses_is_left_out() -> None:
@@ -114,7 +115,7 @@ def test_a_value_the_callback_schema_refuses_is_left_out() -> None:
         resource_for(recording_params(), source_sid="not-a-track-sid")
     )
 
-    message = synthetic_message(recording, source="reconcile")
+    message = stand_in_message(recording, source="reconcile")
 
     assert "SourceSid" not in message.event.raw
     assert message.event.recording_sid == recording.sid
@@ -123,7 +124,7 @@ def test_a_value_the_callback_schema_refuses_is_left_out() -> None:
 def test_the_account_sid_falls_back_to_the_configured_one() -> None:
     recording = RoomRecordingSchema().load(resource_for(recording_params(), account_sid=None))
 
-    message = synthetic_message(recording, source="reconcile", account_sid=ACCOUNT_SID)
+    message = stand_in_message(recording, source="reconcile", account_sid=ACCOUNT_SID)
 
     assert message.event.account_sid == ACCOUNT_SID
 
@@ -191,7 +192,7 @@ def test_only_final_recordings_never_processed_are_queued(
     processing = create(control, "processing")
     processed = create(control)
     seen = RoomRecordingSchema().load(control.get_recording(processed) | {"status": "completed"})
-    assert enqueuer.enqueue(synthetic_message(seen, source="test", account_sid=ACCOUNT_SID))
+    assert enqueuer.enqueue(stand_in_message(seen, source="test", account_sid=ACCOUNT_SID))
     before = len(queued(redis_url))
     ticks: list[int] = []
 

@@ -51,7 +51,7 @@ def test_an_unreadable_record_is_none_and_logged(
 
 
 def test_outcomes_of_an_event(client: redis.Redis) -> None:
-    outcomes = OutcomeStore(client)
+    outcomes = OutcomeStore(client, ttl=3600)
     outcomes.record("evt_a", "store", None, "succeeded", attempts=1)
     outcomes.record("evt_a", "log", None, "retrying", attempts=2, error="503")
 

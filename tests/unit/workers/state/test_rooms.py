@@ -25,9 +25,11 @@ from workers.state.rooms import (
     RoomTracker,
     Update,
     final_status,
+    room_state,
 )
 
 FINAL = ("completed", "failed", "deleted")
+TTL = 3600  # how long the room's keys live (a worker's marks_ttl): not what these tests check
 EXAMPLES = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -42,7 +44,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def tracker(client: redis.Redis) -> RoomTracker:
-    return RoomTracker(client)
+    return RoomTracker(client, ttl=TTL)
 
 
 def seen(recording: str, status: str, resource_status: str | None = None) -> Observation:
@@ -53,7 +55,9 @@ def seen(recording: str, status: str, resource_status: str | None = None) -> Obs
 # --- plain cases ----------------------------------------------------------------------------
 
 
-def test_a_room_is_ready_once_ended_listed_and_every_recording_final(tracker: RoomTracker):
+def test_a_room_is_ready_once_ended_listed_and_every_recording_final(
+    client: redis.Redis, tracker: RoomTracker
+):
     room, rt1, rt2 = sid("RM"), sid("RT"), sid("RT")
 
     assert (
@@ -68,11 +72,13 @@ def test_a_room_is_ready_once_ended_listed_and_every_recording_final(tracker: Ro
     outcome = tracker.update(Update(room, "b", recordings=[seen(rt1, "completed")]), "t4")
 
     assert (outcome.decision, outcome.ready_at) == (EMIT, "t4")
-    state = tracker.state(room)
+    state = room_state(client, room)
     assert state.ready_by == "b" and state.statuses == {rt1: "completed", rt2: "failed"}
 
 
-def test_the_emitter_is_told_again_and_everyone_else_that_it_is_done(tracker: RoomTracker):
+def test_the_emitter_is_told_again_and_everyone_else_that_it_is_done(
+    client: redis.Redis, tracker: RoomTracker
+):
     room = sid("RM")
     tracker.update(Update(room, "end", ended=True), "t1")
     assert tracker.update(Update(room, "end", listed=True), "t2").decision == EMIT  # no recordings
@@ -85,39 +91,41 @@ def test_the_emitter_is_told_again_and_everyone_else_that_it_is_done(tracker: Ro
         ).decision
         == DONE
     )
-    assert tracker.state(room).statuses == {}  # frozen once ready
+    assert room_state(client, room).statuses == {}  # frozen once ready
 
 
-def test_only_the_first_room_ended_lists_and_lists_again_when_redelivered(tracker: RoomTracker):
+def test_only_the_first_room_ended_lists_and_lists_again_when_redelivered(
+    client: redis.Redis, tracker: RoomTracker
+):
     room = sid("RM")
 
     assert tracker.update(Update(room, "end-1", ended=True), "t1").decision == LIST
     assert tracker.update(Update(room, "end-2", ended=True), "t2").decision == WAIT  # a resend
     assert tracker.update(Update(room, "end-1", ended=True), "t3").decision == LIST
-    assert tracker.state(room).ended
+    assert room_state(client, room).ended
 
 
 @pytest.mark.parametrize("final", FINAL)
-def test_a_final_status_never_goes_back(tracker: RoomTracker, final: str):
+def test_a_final_status_never_goes_back(client: redis.Redis, tracker: RoomTracker, final: str):
     room, rt = sid("RM"), sid("RT")
     tracker.update(Update(room, "a", recordings=[seen(rt, final)]), "t1")
     tracker.update(Update(room, "b", recordings=[seen(rt, "processing")]), "t2")
 
-    state = tracker.state(room)
+    state = room_state(client, room)
     assert state.statuses[rt] == final
     assert state.resources[rt]["status"] == final
 
 
-def test_a_resource_is_replaced_only_by_one_as_advanced(tracker: RoomTracker):
+def test_a_resource_is_replaced_only_by_one_as_advanced(client: redis.Redis, tracker: RoomTracker):
     room, rt = sid("RM"), sid("RT")
     # The callback says completed while Twilio's resource still said processing (it lags).
     tracker.update(Update(room, "a", recordings=[seen(rt, "completed", "processing")]), "t1")
-    assert tracker.state(room).resources[rt]["status"] == "processing"
+    assert room_state(client, room).resources[rt]["status"] == "processing"
 
     tracker.update(Update(room, "b", recordings=[seen(rt, "processing", "completed")]), "t2")
     tracker.update(Update(room, "c", recordings=[seen(rt, "processing", "processing")]), "t3")
 
-    state = tracker.state(room)
+    state = room_state(client, room)
     assert state.statuses[rt] == "completed"
     assert state.resources[rt]["status"] == "completed"
 
@@ -131,12 +139,12 @@ def test_the_state_expires_and_every_update_refreshes_it(client: redis.Redis):
     assert 0 < client.ttl(ROOM_RECORDINGS_KEY.format(room)) <= 100
 
 
-def test_room_name_and_account_are_the_first_known(tracker: RoomTracker):
+def test_room_name_and_account_are_the_first_known(client: redis.Redis, tracker: RoomTracker):
     room = sid("RM")
     tracker.update(Update(room, "a", account_sid="AC1", room_name="one"), "t1")
     tracker.update(Update(room, "b", account_sid="AC2", room_name="two"), "t2")
 
-    state = tracker.state(room)
+    state = room_state(client, room)
     assert (state.account_sid, state.room_name) == ("AC1", "one")
 
 
@@ -175,7 +183,9 @@ def room_events(room: str, recordings: list[str], finals: list[str]) -> list[Del
 
 @EXAMPLES
 @given(data=st.data())
-def test_exactly_one_ready_whatever_the_order_and_duplicates(tracker: RoomTracker, data):
+def test_exactly_one_ready_whatever_the_order_and_duplicates(
+    client: redis.Redis, tracker: RoomTracker, data
+):
     room = sid("RM")
     count = data.draw(st.integers(min_value=0, max_value=4), label="recordings")
     recordings = [sid("RT") for _ in range(count)]
@@ -206,13 +216,13 @@ def test_exactly_one_ready_whatever_the_order_and_duplicates(tracker: RoomTracke
             pending.insert(data.draw(st.integers(0, len(pending))), listing)
         if outcome.decision == EMIT:
             emitters.add(delivery.caller)
-            state = tracker.state(room)
+            state = room_state(client, room)
             assert state.ended and state.listed
             assert set(state.statuses) == set(recordings)
             assert all(status in FINAL for status in state.statuses.values())
 
     assert len(emitters) == 1
-    state = tracker.state(room)
+    state = room_state(client, room)
     assert state.statuses == dict(zip(recordings, finals, strict=True))
 
 
@@ -224,7 +234,7 @@ def deliver_all(client: redis.Redis, room: str, recordings: list[str],
     processing = [seen(rt, "processing") for rt in recordings]  # Twilio's listing
 
     def deliver(delivery: Delivery) -> None:
-        tracker = RoomTracker(client)
+        tracker = RoomTracker(client, ttl=TTL)
         outcome = tracker.update(delivery.update, "now")
         if outcome.decision == LIST:
             listing = Update(room, delivery.caller, listed=True, recordings=processing)

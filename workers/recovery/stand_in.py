@@ -1,11 +1,12 @@
-"""The callback Twilio would have sent for a recording, rebuilt from the RoomRecording.
+"""A recording's stand-in callback: the one Twilio would have sent for it, rebuilt from the
+RoomRecording.
 
 Reconciliation (:mod:`workers.recovery.reconcile`) and ``flask recordings replay`` process a
-recording
-"as if its callback had arrived": they queue an :class:`EventMessage` made here. Its id is the
-one the real callback gets (recording events are keyed by RecordingSid and event name), so the
-real callback and its stand-in are de-duplicated against each other. The parameters carry
-``RoomrecSource`` (``reconcile`` or ``replay``) so a handler can tell them from Twilio's.
+recording "as if its callback had arrived": they queue an :class:`EventMessage` made here. Its
+id is the one the real callback gets (recording events are keyed by RecordingSid and event
+name), so the real callback and its stand-in are de-duplicated against each other. The
+parameters carry ``RoomrecSource`` (``reconcile`` or ``replay``) so a handler can tell them from
+Twilio's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class NotReplayable(PermanentError):
     """The recording cannot stand for a callback (not final yet, deleted, or incomplete)."""
 
 
-def synthetic_params(
+def stand_in_params(
     recording: RoomRecording, *, source: str, account_sid: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, str]:  # fmt: skip
@@ -75,17 +76,17 @@ def synthetic_params(
     return params
 
 
-def synthetic_message(
+def stand_in_message(
     recording: RoomRecording, *, source: str, account_sid: str | None = None,
     now: datetime | None = None,
 ) -> EventMessage:  # fmt: skip
-    """The :class:`EventMessage` of :func:`synthetic_params`, validated as a callback is.
+    """The :class:`EventMessage` of :func:`stand_in_params`, validated as a callback is.
 
     An optional parameter the callback schema refuses (a ``source_sid`` that is no MT SID,
     say) is left out rather than losing the event; a bad required one raises NotReplayable.
     """
     moment = now or datetime.now(UTC)
-    params = synthetic_params(recording, source=source, account_sid=account_sid, now=moment)
+    params = stand_in_params(recording, source=source, account_sid=account_sid, now=moment)
     try:
         event = load_callback(params)
     except ValidationError as first:
