@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import redis
 import requests
 
 from bench.stats import status_kb
@@ -27,6 +26,7 @@ from schemas import HandlerEvent, load_callback
 from schemas.settings import WorkerSettingsSchema, load_settings
 from workers.delivery.dedup import event_id
 from workers.handlers import HandlerContext, resolve
+from workers.state.redis_client import redis_client
 from workers.twilio.client import TwilioVideo
 
 
@@ -52,7 +52,9 @@ def reset_peak() -> bool:
 def main(params_json: str) -> dict[str, float | int | bool]:
     settings = load_settings(WorkerSettingsSchema(), os.environ)
     params = json.loads(params_json)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis_client(
+        settings.redis_url, sentinel=settings.redis_sentinel, decode_responses=True
+    )
     handler = resolve("archive")(HandlerContext(settings, client, requests.Session()))
     recording = TwilioVideo(settings).fetch_recording(params["RoomSid"], params["RecordingSid"])
     event = HandlerEvent(id=event_id(params), event=load_callback(params), recording=recording,

@@ -3,11 +3,14 @@ RoomRecording from Twilio and hand it on, run as ``celery -A bench.floor_worker 
 the same flags as the real worker and the no-op baseline.
 
 Its one task, ``bench.floor``, GETs the recording from the emulator and POSTs the answer's
-bytes to the receiver, each over one keep-alive ``http.client`` connection per pool process
-(the standard library's client, cheaper than requests): no schema, no signature on the
-forward, no store, no log line, no de-duplication or done marks, no retry. No real worker that
-fetches and forwards each event can drain faster, so its rate against the no-op tasks bounds
-the drain ratio any implementation can reach on the machine at hand."""
+bytes to the receiver, signed as the Standard Webhooks spec asks (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``, with the ``standardwebhooks`` library and
+``FORWARD_SECRET``, as the forward handler signs), each over one keep-alive ``http.client``
+connection per pool process (the standard library's client, cheaper than urllib3, which the
+service uses): no schema, no store, no log line, no de-duplication or done marks, no ledger,
+no retry. No real worker that fetches and forwards each event can drain faster, so its rate
+against the no-op tasks bounds the drain ratio any implementation can reach on the machine at
+hand, and the service's rate against it says what the guarantees cost."""
 
 from __future__ import annotations
 
@@ -15,9 +18,12 @@ import base64
 import http.client
 import os
 import uuid
+from datetime import UTC, datetime
+from functools import cache
 from urllib.parse import urlsplit
 
 import redis
+from standardwebhooks.webhooks import Webhook
 
 from workers.delivery.celery_app import EVENTS_QUEUE, make_celery
 from workers.delivery.messages import build_message
@@ -44,6 +50,11 @@ def _exchange(url: str, method: str, path: str, body: bytes | None,
     return data
 
 
+@cache
+def _webhook() -> Webhook:
+    return Webhook(os.environ["FORWARD_SECRET"])
+
+
 @app.task(name=FLOOR_TASK)
 def fetch_and_forward(room_sid: str, recording_sid: str, webhook_id: str) -> None:
     account, token = os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"]
@@ -53,8 +64,14 @@ def fetch_and_forward(room_sid: str, recording_sid: str, webhook_id: str) -> Non
     fetched = _exchange(base, "GET", path, None,
                         {"Authorization": f"Basic {basic}"})  # fmt: skip
     target = os.environ["FORWARD_URLS"]
-    _exchange(target, "POST", urlsplit(target).path, fetched,
-              {"Content-Type": "application/json", "webhook-id": webhook_id})  # fmt: skip
+    sent_at = datetime.now(UTC)
+    signed = {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": _webhook().sign(webhook_id, sent_at, fetched.decode()),
+    }
+    _exchange(target, "POST", urlsplit(target).path, fetched, signed)
 
 
 def queue_floor(client: redis.Redis, events: list[tuple[str, str, str]], batch: int = 1000) -> None:

@@ -25,13 +25,14 @@ from devtools.processes import REPO, celery_worker, gunicorn_web
 from devtools.receiver import Delivery, ForwardTarget
 from devtools.redis_server import RedisServer, free_port
 from emulator.client import EmulatorProcess, RoomSimulator
+from workers.state.redis_client import redis_client
 
 RUN_DIR = REPO / ".run"
 
 
 def reachable(url: str) -> bool:
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = redis_client(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         return bool(client.ping())
     except (redis.RedisError, ValueError):
         return False

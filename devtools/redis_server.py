@@ -33,7 +33,9 @@ def free_port() -> int:
 
 class RedisServer:
     """One redis-server on 127.0.0.1; ``appendonly`` keeps data across :meth:`restart`;
-    ``extra_args`` are more ``redis-server`` options, later ones overriding earlier ones."""
+    ``password`` is its ``requirepass`` and ``masterauth`` (a replica of a server with the same
+    password); ``extra_args`` are more ``redis-server`` options, later ones overriding earlier
+    ones."""
 
     def __init__(
         self,
@@ -43,9 +45,11 @@ class RedisServer:
         port: int | None = None,
         binary: str | None = None,
         extra_args: Sequence[str] = (),
+        password: str | None = None,
     ) -> None:
         self.directory = directory
         self.extra_args = tuple(extra_args)
+        self.password = password
         self.binary = binary or redis_binary()
         self.appendonly = appendonly
         self.port = port or free_port()
@@ -53,7 +57,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -61,10 +66,13 @@ class RedisServer:
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--save", "", "--maxmemory-policy", "noeviction",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--logfile", str(self.directory / "redis.log"), *self.extra_args,
+            "--logfile", str(self.directory / "redis.log"),
+            *(("--requirepass", self.password, "--masterauth", self.password)
+              if self.password else ()),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -95,4 +103,4 @@ class RedisServer:
         self.start()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True)

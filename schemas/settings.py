@@ -30,12 +30,40 @@ from schemas.accounts import Accounts, AccountsJson, SharedKey, SharedKeys, Twil
 from schemas.fields import CaseInsensitiveEnum, Sid, messages_by_name
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-AMQP_BACKOFF_LIMIT = 1500.0
-AMQP_DEFAULT_BACKOFF = 900.0
+# On a broker where Celery's countdown holds a retry unacknowledged in the worker (neither Redis
+# nor RabbitMQ: both delay messages themselves), whose consumer timeouts are about 30 min.
+COUNTDOWN_BACKOFF_LIMIT = 1500.0
+COUNTDOWN_DEFAULT_BACKOFF = 900.0
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
 def _is_redis(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "unix://"))
+    return url.startswith(("redis://", "rediss://", "unix://", "sentinel://"))
+
+
+def _holds_countdowns(broker_url: str) -> bool:
+    """Whether a retry's delay is a countdown held in the worker: on any broker but Redis
+    (retries wait in a sorted set) and RabbitMQ (native delayed delivery, quorum queues)."""
+    first = broker_url.split(";", 1)[0].strip().lower()
+    return not _is_redis(first) and not first.startswith(AMQP_SCHEMES)
+
+
+def _is_sentinel_url(url: str) -> bool:
+    """Whether every ``;``-separated part of ``url`` is
+    ``sentinel://[[username]:password@]host[:port][/db]`` (as kombu's sentinel transport reads
+    it, and :mod:`workers.state.redis_client`)."""
+    parts = [urlsplit(piece.strip()) for piece in url.split(";") if piece.strip()]
+    try:
+        ports = [part.port for part in parts]  # ValueError: a port that is no number
+    except ValueError:
+        return False
+    return bool(parts) and all(
+        part.scheme.lower() == "sentinel"
+        and bool(part.hostname)
+        and port != 0
+        and (part.path.strip("/") or "0").isdigit()
+        for part, port in zip(parts, ports, strict=True)
+    )
 
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/roomrec.db"
@@ -184,11 +212,50 @@ class _BaseSettingsSchema(Schema):
     dedup_ttl = fields.Integer(
         data_key="DEDUP_TTL", load_default=DEFAULT_DEDUP_TTL, validate=validate.Range(min=60)
     )
+    # The master behind a sentinel:// REDIS_URL or CELERY_BROKER_URL (one for both).
+    redis_sentinel_master = fields.String(
+        data_key="REDIS_SENTINEL_MASTER", load_default=None, validate=validate.Length(min=1)
+    )
+    redis_sentinel_password = fields.String(data_key="REDIS_SENTINEL_PASSWORD", load_default=None)
+
+    @validates_schema
+    def _check_sentinel_urls(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        for variable, name in (("REDIS_URL", "redis_url"), ("CELERY_BROKER_URL", "broker_url")):
+            url = data.get(name) or ""
+            if not url.split(";", 1)[0].strip().lower().startswith("sentinel://"):
+                continue
+            if not _is_sentinel_url(url):  # never quoted: the URL may hold a password
+                errors[variable] = [
+                    "Every ;-separated URL must be sentinel://[[username]:password@]host[:port][/db]."
+                ]
+            elif not data.get("redis_sentinel_master"):
+                errors.setdefault("REDIS_SENTINEL_MASTER", []).append(
+                    f"Required when {variable} is a sentinel:// URL: the name the sentinels "
+                    "monitor the master under."
+                )
+        if errors:
+            raise ValidationError(errors)
 
     @post_load
     def _default_broker(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """``CELERY_BROKER_URL`` defaults to ``REDIS_URL``; the ``REDIS_SENTINEL_*`` variables
+        make one :class:`RedisSentinel`."""
         data["broker_url"] = data["broker_url"] or data["redis_url"]
+        master = data.pop("redis_sentinel_master")
+        password = data.pop("redis_sentinel_password")
+        data["redis_sentinel"] = RedisSentinel(master, password) if master else None
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSentinel:
+    """How to find the master behind a ``sentinel://`` URL (``REDIS_URL``,
+    ``CELERY_BROKER_URL``): the name the sentinels monitor it under, and the sentinels' own
+    password when they require one (the master's is the URL's)."""
+
+    master_name: str
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +285,7 @@ class WebSettings:
     twilio_webhook_shared_keys: tuple[SharedKey, ...] = field(default=(), repr=False)
     webhook_basic_auth_user: str | None = None
     webhook_basic_auth_password: str | None = field(default=None, repr=False)
+    redis_sentinel: RedisSentinel | None = None  # for sentinel:// URLs
 
     @property
     def accounts(self) -> Accounts:
@@ -365,6 +433,7 @@ class WorkerSettings:
     # Non-public networks media downloads may reach anyway (MEDIA_ALLOWED_NETWORKS).
     media_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     twilio_accounts: tuple[TwilioAccount, ...] = field(default=(), repr=False)
+    redis_sentinel: RedisSentinel | None = None  # for sentinel:// URLs
 
     @property
     def accounts(self) -> Accounts:
@@ -442,8 +511,8 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     max_retries = fields.Integer(
         data_key="TASK_MAX_RETRIES", load_default=15, validate=validate.Range(min=0, max=100)
     )
-    # Default: 1800 s on Redis, where retries wait in a sorted set; 900 s on another broker,
-    # where Celery holds them unacknowledged and RabbitMQ's consumer_timeout (30 min) applies.
+    # Default: 1800 s on Redis (retries wait in a sorted set) and RabbitMQ (in its delayed
+    # queues); 900 s on another broker, where Celery holds them unacknowledged in the worker.
     retry_backoff_max = fields.Float(
         data_key="RETRY_BACKOFF_MAX", load_default=None, validate=_positive
     )
@@ -552,18 +621,18 @@ class WorkerSettingsSchema(_BaseSettingsSchema):
     def _check_backoff_for_the_broker(self, data: dict[str, Any], **_: Any) -> None:
         broker = data.get("broker_url") or data.get("redis_url") or DEFAULT_REDIS_URL
         backoff_max = data.get("retry_backoff_max")
-        if backoff_max and backoff_max >= AMQP_BACKOFF_LIMIT and not _is_redis(broker):
+        if backoff_max and backoff_max >= COUNTDOWN_BACKOFF_LIMIT and _holds_countdowns(broker):
             raise ValidationError({"RETRY_BACKOFF_MAX": [
-                f"Must be under {AMQP_BACKOFF_LIMIT:.0f} s with a non-Redis broker: Celery holds "
-                "retries unacknowledged there, and RabbitMQ closes a consumer holding one longer "
-                "than its consumer_timeout (30 min by default)."
+                f"Must be under {COUNTDOWN_BACKOFF_LIMIT:.0f} s with a broker other than Redis "
+                "or RabbitMQ: Celery holds retries unacknowledged in the worker there, and "
+                "brokers close a consumer holding one for long (30 min by default)."
             ]})  # fmt: skip
 
     @post_load
     def _to_settings(self, data: dict[str, Any], **_: Any) -> WorkerSettings:
         if data["retry_backoff_max"] is None:
-            redis_broker = _is_redis(data["broker_url"])
-            data["retry_backoff_max"] = 1800.0 if redis_broker else AMQP_DEFAULT_BACKOFF
+            countdowns = _holds_countdowns(data["broker_url"])
+            data["retry_backoff_max"] = COUNTDOWN_DEFAULT_BACKOFF if countdowns else 1800.0
         for name in ("handlers", "forward_urls", "media_allowed_networks"):
             data[name] = tuple(data[name])
         if data["public_base_url"]:

@@ -98,6 +98,7 @@ def create_app(
             settings.redis_url,
             timeout=settings.enqueue_timeout,
             dedup_ttl=settings.dedup_ttl,
+            sentinel=settings.redis_sentinel,
         )
     app.extensions[APP_STATE_KEY] = AppState(settings=settings, enqueuer=enqueuer)
     intake.init_app(app)  # the callback endpoint and the local spool

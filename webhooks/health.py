@@ -18,7 +18,7 @@ from flask.blueprints import BlueprintSetupState
 from webhooks.app_state import app_state
 from webhooks.errors import NotReady
 from workers.errors import BrokerUnavailable
-from workers.service.observability import PolicyCheck
+from workers.service.health import PolicyCheck
 
 POLICY_KEY = "roomrec.redis_policy"
 
@@ -37,6 +37,7 @@ def _check_redis_policy(state: BlueprintSetupState) -> None:
         {"REDIS_URL": settings.redis_url, "CELERY_BROKER_URL": settings.broker_url},
         timeout=settings.enqueue_timeout,
         clients={"REDIS_URL": shared.enqueuer.redis},
+        sentinel=settings.redis_sentinel,
     )
     app.extensions[POLICY_KEY] = check
     # In the background (it logs the WARNING for an evicting policy): start-up never waits

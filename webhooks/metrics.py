@@ -42,7 +42,8 @@ from webhooks.intake.context import UNKNOWN
 from webhooks.intake.spool import Spool
 from webhooks.intake.state import intake_state
 from webhooks.intake.views import CALLBACK_PATH, DUPLICATE_HEADER, SPOOLED_HEADER
-from workers.service.observability import MULTIPROC_ENV, QueueDepthCollector, bind
+from workers.service.health import QueueDepthCollector
+from workers.service.observability import MULTIPROC_ENV, bind
 
 METRICS_PATH = "/metrics"
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -71,7 +72,7 @@ def register(app: Flask, settings: WebSettings) -> None:
     app.after_request(_answered)
     app.teardown_request(_finished)
     app.extensions[_QUEUE_KEY] = QueueDepthCollector.for_broker(
-        settings.broker_url, timeout=settings.enqueue_timeout
+        settings.broker_url, timeout=settings.enqueue_timeout, sentinel=settings.redis_sentinel
     )
     app.register_blueprint(bp)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from schemas.settings import (
     ConfigurationError,
@@ -20,8 +18,10 @@ from schemas.settings import (
     WorkerSettingsSchema,
     load_settings,
 )
-from workers.delivery.celery_app import make_celery
 from workers.errors import UnknownHandlerError
+
+if TYPE_CHECKING:  # importing this package loads neither Celery nor redis: the web's
+    from celery import Celery  # gunicorn.conf.py imports workers.service before gevent patches
 
 
 def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) -> Celery:
@@ -31,6 +31,7 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
         if isinstance(config, WorkerSettings)
         else load_settings(WorkerSettingsSchema(), os.environ if config is None else config)
     )
+    from workers.delivery.celery_app import make_celery
     from workers.handlers import resolve
 
     try:
@@ -46,7 +47,11 @@ def create_worker_app(config: Mapping[str, str] | WorkerSettings | None = None) 
     from workers.runtime import prefork
 
     prefork.install()
-    app = make_celery(settings.broker_url, visibility_timeout=settings.visibility_timeout)
+    app = make_celery(
+        settings.broker_url,
+        visibility_timeout=settings.visibility_timeout,
+        sentinel=settings.redis_sentinel,
+    )
     app.conf.update(roomrec_settings=settings, include=["workers.pipeline.tasks"])
     from workers.delivery.pump import DelayedRetryPump
 

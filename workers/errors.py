@@ -2,8 +2,8 @@
 
 Tasks only decide: retry, or give up. So every failure becomes one of these classes here, in
 one place: an HTTP answer's status (:func:`for_status`, with :func:`retry_after_seconds` for
-its ``Retry-After``), and the exceptions of requests, redis, botocore, SQLAlchemy and the OS
-(:func:`classify`, :func:`translate`).
+its ``Retry-After``), and the exceptions of requests, urllib3, redis, botocore, SQLAlchemy and
+the OS (:func:`classify`, :func:`translate`).
 
 No library is imported here. An exception of a library that was never imported cannot have
 been raised, so each class is looked up in :data:`sys.modules`: a worker without a store or an
@@ -98,7 +98,7 @@ def for_status(
 
 def retry_after_seconds(headers: Mapping[str, Any] | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if any; a case
-    insensitive mapping (requests', twilio's) finds it however it was spelt."""
+    insensitive mapping (requests', urllib3's, twilio's) finds it however it was spelt."""
     value = (headers or {}).get("Retry-After")
     if not value:
         return None
@@ -125,8 +125,8 @@ PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOT
 
 
 def classify(exc: BaseException) -> Kind | None:
-    """:class:`TransientError` or :class:`PermanentError` for an exception of requests, redis,
-    botocore, SQLAlchemy or the OS; None for one this map does not know."""
+    """:class:`TransientError` or :class:`PermanentError` for an exception of requests, urllib3,
+    redis, botocore, SQLAlchemy or the OS; None for one this map does not know."""
     found = _mapped(exc, "")
     return None if found is None else found[0]
 
@@ -137,15 +137,16 @@ def translate(
 ) -> RoomrecError:  # fmt: skip
     """The project's error for ``exc``, raised by ``what`` (``raise translate(…) from exc``),
     as ``transient`` or ``permanent`` (a package's own subclasses). The message names ``what``
-    and the failure, never a secret: no credentials, and for requests not the error's text
-    (it quotes the URL, which may be signed). One the map does not know is transient."""
+    and the failure, never a secret: no credentials, and for requests and urllib3 not the
+    error's text (it quotes the URL, which may be signed). One the map does not know is
+    transient."""
     kind, message = _mapped(exc, what) or (TransientError, f"{what} failed: {_name(exc)}")
     return transient(message) if kind is TransientError else permanent(message)
 
 
 def _mapped(exc: BaseException, what: str) -> tuple[Kind, str] | None:
     # botocore first: some of its errors are OSErrors too (its vendored requests').
-    for family in (_botocore, _sqlalchemy, _requests, _redis, _os):
+    for family in (_botocore, _sqlalchemy, _requests, _urllib3, _redis, _os):
         found = family(exc, what)
         if found is not None:
             return found
@@ -182,6 +183,18 @@ def _requests(exc: BaseException, what: str) -> tuple[Kind, str] | None:
     if _is(exc, "requests.exceptions", "Timeout"):
         return TransientError, f"{what} timed out"
     if _is(exc, "requests.exceptions", "RequestException"):  # refused, dropped, unreadable
+        return TransientError, f"{what} failed: {_name(exc)}"
+    return None
+
+
+def _urllib3(exc: BaseException, what: str) -> tuple[Kind, str] | None:
+    # Refused or unresolved: a NewConnectionError, which urllib3 derives from
+    # ConnectTimeoutError for compatibility, though nothing timed out.
+    if _is(exc, "urllib3.exceptions", "NewConnectionError"):
+        return TransientError, f"{what} failed: {_name(exc)}"
+    if _is(exc, "urllib3.exceptions", "TimeoutError"):  # connect or read
+        return TransientError, f"{what} timed out"
+    if _is(exc, "urllib3.exceptions", "HTTPError"):  # dropped, unreadable, TLS, proxy
         return TransientError, f"{what} failed: {_name(exc)}"
     return None
 

@@ -1,15 +1,17 @@
 """`make chaos`: thousands of signed callbacks from simulated rooms through the real stack while
-it is being broken:
+it is being broken, on each engine (:mod:`tests.chaos.engines`):
 
 - pool processes of the workers are SIGKILLed repeatedly;
 - one whole worker (main process and children) is SIGKILLed once;
-- Redis is restarted once, while callbacks keep arriving;
+- the engine fails once, while callbacks keep arriving: the single Redis is restarted; a node of
+  the RabbitMQ cluster is SIGKILLed and restarted; the Sentinel group's primary is SIGKILLed
+  and its replica promoted;
 - the Twilio emulator answers 10% 5xx and 5% 429 and adds latency;
 - the forward target is down for a while.
 
 Then every event must have reached every handler's effect exactly once: the forward target's
 deliveries by ``webhook-id`` and the stream's entries by event id. Nothing lost, nothing
-duplicated, no dead letters.
+duplicated, no dead letters, nothing left in the in-flight ledger or the outbox.
 """
 
 from __future__ import annotations
@@ -21,26 +23,28 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from devtools.processes import celery_worker, children
-from devtools.redis_server import RedisServer
 from emulator.client import RoomSimulator, SimulatedRoom
+from tests.chaos.engines import ENGINES, Engine, running_engine
 from tests.integration.conftest import wait_for
 from tests.support.report import counter
 from tests.support.twilio import ACCOUNT_SID, AUTH_TOKEN
 from workers.delivery.dedup import event_id
 from workers.pipeline.rooms import ready_event_id
-from workers.state.keys import INFLIGHT_KEY
+from workers.state.deadletters import DeadLetterStore
+from workers.state.keys import INFLIGHT_KEY, OUTBOX_KEY
 
 pytestmark = pytest.mark.chaos
 
 ROOMS = int(os.environ.get("CHAOS_ROOMS", "36"))
 PARTICIPANTS = 5
 STREAM_KEY = "chaos:events"
-REPORT = counter("chaos")
 
 
 def play_rooms(twilio, url: str) -> list[SimulatedRoom]:
@@ -76,16 +80,19 @@ class Killer(threading.Thread):
                     pass
 
 
-def test_nothing_is_lost_and_nothing_happens_twice(start_stack, twilio, forward_target, tmp_path):
-    durable = RedisServer(tmp_path / "redis", appendonly=True)
-    durable.start()
-    try:
-        check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable)
-    finally:
-        durable.stop()
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with running_engine(request.param, tmp_path / "engine") as started:
+        yield started
 
 
-def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_is_lost_and_nothing_happens_twice(
+    engine: Engine, start_stack, twilio, forward_target, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    check_nothing_lost(start_stack, twilio, forward_target, tmp_path, engine)
+
+
+def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     twilio.control.add_fault("/Recordings/", "status", status=503, probability=0.10)
     twilio.control.add_fault("/Recordings/", "status", status=429, probability=0.05, retry_after=1)
     twilio.control.set_settings(latency_ms=15)
@@ -96,8 +103,11 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
         "RETRY_BACKOFF_MAX": "4",
         "TASK_MAX_RETRIES": "30",
     }
-    stack = start_stack(redis=durable, **config)
-    second = celery_worker(stack.worker_config, tmp_path / "worker-2.log")
+    env = engine.env()
+    stack = start_stack(redis=engine.server, web_overrides=env, **config, **env)
+    second = celery_worker(
+        stack.worker_config, tmp_path / "worker-2.log", extra_args=["-n", "worker-2@%h"]
+    )
     stack.processes.append(second)
     killer = Killer([stack.worker, second])
     killer.start()
@@ -107,14 +117,16 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
             time.sleep(8)
             forward_target.down = True  # the receiver's outage
             time.sleep(2)
-            durable.stop()  # callbacks keep arriving: spooled on the web host
+            failure = engine.fail()  # callbacks keep arriving
             time.sleep(4)
-            durable.start()
+            engine.recover()
             time.sleep(3)
             forward_target.down = False
             second.signal_group(signal.SIGKILL)  # a whole worker host lost
             second.stop()
-            third = celery_worker(stack.worker_config, tmp_path / "worker-3.log")
+            third = celery_worker(
+                stack.worker_config, tmp_path / "worker-3.log", extra_args=["-n", "worker-3@%h"]
+            )
             stack.processes.append(third)
             killer.workers.append(third)
             rooms = sending.result()
@@ -127,16 +139,19 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
             return {d.webhook_id for d in forward_target.deliveries}
 
         wait_for(lambda: delivered() >= expected, 600, f"{len(expected)} events forwarded")
-        wait_for(lambda: stack.redis.xlen(STREAM_KEY) >= len(expected), 120, "stream entries")
-        # Every attempt ended: nothing left for the in-flight ledger to publish again.
-        wait_for(lambda: stack.redis.hlen(INFLIGHT_KEY) == 0, 120, "an empty in-flight ledger")
+        client = engine.client
+        wait_for(lambda: client.xlen(STREAM_KEY) >= len(expected), 120, "stream entries")
+        # Every attempt ended, every accepted event published: nothing left for the in-flight
+        # ledger (Redis brokers) or a pump's outbox sweep (RabbitMQ) to publish again.
+        wait_for(lambda: client.hlen(INFLIGHT_KEY) == 0, 120, "an empty in-flight ledger")
+        wait_for(lambda: client.zcard(OUTBOX_KEY) == 0, 120, "an empty outbox")
         time.sleep(5)  # long enough for a late duplicate to show
     finally:
         killer.stopping.set()
         killer.join()
 
     deliveries = Counter(d.webhook_id for d in forward_target.deliveries)
-    streamed = Counter(fields["id"] for _, fields in stack.redis.xrange(STREAM_KEY))
+    streamed = Counter(fields["id"] for _, fields in client.xrange(STREAM_KEY))
     accepted = sum(1 for sent in callbacks if sent.status == 204)
     lost = len(expected - set(deliveries)) + len(expected - set(streamed))
     duplicated_effects = sum(n - 1 for n in streamed.values() if n > 1)
@@ -145,18 +160,20 @@ def check_nothing_lost(start_stack, twilio, forward_target, tmp_path, durable) -
     retried = sum(int(n) for status, n in served.items() if status in ("429", "503")) + sum(
         1 for a in forward_target.attempts if a.status >= 300
     )
-    letters = stack.dead_letters()
-    republished = sum(
-        int(n) for n in re.findall(r"published (\d+) task message\(s\) again", stack.logs())
-    )
-    REPORT.update({
+    letters = DeadLetterStore(client).list()
+    logs = stack.logs()
+    republished = sum(int(n) for n in re.findall(r"published (\d+) task message\(s\) again", logs))
+    from_outbox = sum(int(n) for n in re.findall(r"published (\d+) accepted event\(s\)", logs))
+    report = counter(f"chaos on {engine.name}")
+    report.update({
         "sent": len(callbacks), "accepted": accepted, "events": len(expected),
         "processed": len(set(deliveries) & expected), "retried": retried,
         "dead-lettered": len(letters), "lost": lost, "duplicated": duplicated_effects,
         "redelivered with the same webhook-id": absorbed, "pool kills": killer.kills,
         "published again by the in-flight ledger": republished,
+        "published from the outbox by a pump": from_outbox, failure: 1,
     })  # fmt: skip
-    print(f"\nchaos: {dict(REPORT)}")
+    print(f"\nchaos on {engine.name}: {dict(report)}")
 
     assert len(callbacks) >= 2000
     assert accepted == len(callbacks)

@@ -66,3 +66,18 @@ def test_a_bad_value_stops_gunicorn_naming_the_variable(name: str, value: str) -
     assert done.returncode != 0
     assert f"invalid configuration: {name}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_reading_the_config_loads_neither_redis_nor_celery() -> None:
+    """gunicorn reads its config before the gevent worker patches the standard library; redis-py
+    imports ``ssl``, and gevent then warns that ssl was imported before it was patched
+    (gevent/gevent#1016), so nothing the config imports may load redis (nor Celery, which
+    would load it through kombu)."""
+    probe = (
+        "import runpy, sys; runpy.run_path('gunicorn.conf.py'); "
+        "print(sorted(m for m in ('redis', 'celery', 'kombu') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

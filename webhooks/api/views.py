@@ -98,11 +98,11 @@ class ApiState:
     def redis(self) -> redis.Redis:
         with self._lock:
             if self._redis is None:
-                timeout = self.settings.enqueue_timeout
-                self._redis = redis.Redis.from_url(
-                    self.settings.redis_url, socket_timeout=timeout,
-                    socket_connect_timeout=timeout, retry=None, decode_responses=True,
-                )  # fmt: skip
+                self._redis = reads.open_redis(
+                    self.settings.redis_url,
+                    sentinel=self.settings.redis_sentinel,
+                    timeout=self.settings.enqueue_timeout,
+                )
             return self._redis
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ group = AppGroup("dead-letters", help="Events a handler or the fetch gave up on.
 
 
 def _client() -> redis.Redis:
-    return redis_client(app_state().settings.redis_url)
+    return redis_client(app_state().settings)
 
 
 def _summary(entry: dict[str, Any]) -> str:
@@ -83,8 +83,8 @@ def replay_command(entry_id: str | None, replay_all: bool, as_json: bool) -> Non
     if bool(entry_id) == replay_all:
         raise click.UsageError("Give one ID or --all.")
     settings = worker_settings()
-    client = redis_client(settings.redis_url)
-    celery = publisher(settings.broker_url)
+    client = redis_client(settings)
+    celery = publisher(settings)
     try:
         with failures():
             if replay_all:

@@ -71,8 +71,8 @@ def replay_command(
     queue its recording-completed (or recording-failed) event, and let the workers run the
     handlers. Without --force, handlers that already took effect for the event are skipped."""
     settings, ttl = worker_settings(), app_state().settings.dedup_ttl
-    client = redis_client(settings.redis_url)
-    celery = publisher(settings.broker_url)
+    client = redis_client(settings)
+    celery = publisher(settings)
     try:
         with failures(), progress("Replaying", len(sids), enabled=len(sids) > 1) as advance:
             done = operations.replay_recordings(

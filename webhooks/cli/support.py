@@ -20,9 +20,15 @@ import click
 import redis
 from celery import Celery
 
-from schemas.settings import ConfigurationError, WorkerSettings, WorkerSettingsSchema, load_settings
+from schemas.settings import (
+    ConfigurationError,
+    WebSettings,
+    WorkerSettings,
+    WorkerSettingsSchema,
+    load_settings,
+)
 from workers.errors import BrokerUnavailable, PermanentError, TransientError
-from workers.service import operations
+from workers.service import operations, reads
 
 EXIT_CONFIGURATION = 2
 TIMEOUT = 10.0  # seconds for each Redis or broker call of a command
@@ -50,15 +56,16 @@ def worker_settings() -> WorkerSettings:
     return settings
 
 
-def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True
-    )
+def redis_client(settings: WebSettings | WorkerSettings) -> redis.Redis:
+    """A client of ``REDIS_URL`` answering ``str``, failing within about :data:`TIMEOUT` s."""
+    return reads.open_redis(settings.redis_url, sentinel=settings.redis_sentinel, timeout=TIMEOUT)
 
 
-def publisher(broker_url: str) -> Celery:
+def publisher(settings: WorkerSettings) -> Celery:
     """A Celery app that only publishes, failing within about :data:`TIMEOUT` seconds."""
-    return operations.publisher(broker_url, timeout=TIMEOUT)
+    return operations.publisher(
+        settings.broker_url, timeout=TIMEOUT, sentinel=settings.redis_sentinel
+    )
 
 
 @contextmanager

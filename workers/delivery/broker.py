@@ -9,13 +9,14 @@ Two implementations, one chosen once per process by :func:`workers.delivery.choi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 import redis
 from celery import Celery
 
 from schemas import EventMessage
 from workers.delivery.dedup import dedup_keys
+from workers.state.holds import Hold
 
 
 class Broker(ABC):
@@ -24,12 +25,9 @@ class Broker(ABC):
     and accounts for them until their attempt ended (:meth:`attempt_ended`).
 
     ``celery`` builds or publishes the messages; ``client`` is the Redis of ``REDIS_URL``, which
-    holds the de-duplication marks (and, for a :class:`RedisBroker`, is the broker).
+    holds the de-duplication marks (and, for a :class:`RedisBroker`, is the broker; for a
+    :class:`KombuBroker`, holds the outbox).
     """
-
-    #: Whether the workers' pump (:mod:`workers.delivery.pump`) has work here: due delayed
-    #: retries to move (:meth:`move_due`) and a ledger to sweep (:meth:`sweep`).
-    needs_pump: ClassVar[bool]
 
     def __init__(self, celery: Celery, client: redis.Redis, *, dedup_ttl: int) -> None:
         self.celery = celery
@@ -60,13 +58,21 @@ class Broker(ABC):
         """The attempt of ``task_id`` ended as intended (done, dead-lettered, or replaced by
         its next attempt's message): nothing of it needs publishing again."""
 
+    def hold(self, task_id: str) -> Hold | None:
+        """What the attempt of ``task_id`` holds in Redis until it ended, for a task that
+        releases it with its own last write instead of :meth:`attempt_ended` (see
+        :mod:`workers.state.holds`); None when it holds nothing (no ledger)."""
+        return None
+
     @abstractmethod
     def move_due(self) -> int:
-        """Publish the delayed messages now due; returns how many were."""
+        """Publish the delayed messages now due; returns how many were. Every worker's pump
+        (:mod:`workers.delivery.pump`) calls it twice a second."""
 
     @abstractmethod
     def sweep(self) -> int:
-        """Publish again what the broker lost; returns how many were."""
+        """Publish what was lost on its way to the broker or in it (the ledger's lost messages,
+        the outbox's leftovers); returns how many were. The pump calls it every 5 s."""
 
     @abstractmethod
     def ping(self) -> None:

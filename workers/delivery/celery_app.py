@@ -1,13 +1,20 @@
-"""The Celery application: JSON only, late acks, explicit queues and stable task names."""
+"""The Celery application: JSON only, late acks, explicit queues and stable task names.
+
+On RabbitMQ (:func:`is_amqp_url`) the queues are quorum queues (replicated, so a cluster keeps
+them through a node's loss) on one topic exchange (:func:`amqp_queues`), which turns on
+Celery's native delayed delivery: a message published with a countdown waits in RabbitMQ's
+``celery_delayed_*`` queues until due, never unacknowledged in a worker.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
-from schemas.settings import WorkerSettings
+from schemas.settings import RedisSentinel, WorkerSettings
+from workers.state.redis_client import is_sentinel_url, sentinel_kwargs
 
 EVENTS_QUEUE = "roomrec.events"
 HANDLERS_QUEUE = "roomrec.handlers"
@@ -47,6 +54,29 @@ def is_redis_url(broker_url: str) -> bool:
     return scheme.strip().lower() in REDIS_SCHEMES
 
 
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+# The topic exchange of the RabbitMQ queues: native delayed delivery routes a due message back
+# through its queue's exchange, and cannot through a direct one (nor the default exchange).
+AMQP_EXCHANGE = "roomrec"
+
+
+def is_amqp_url(broker_url: str) -> bool:
+    """Whether the broker (the first of a ``;``-separated failover list) is RabbitMQ."""
+    scheme = broker_url.split(";", 1)[0].partition("://")[0]
+    return scheme.strip().lower() in AMQP_SCHEMES
+
+
+def amqp_queues() -> tuple[Queue, ...]:
+    """The queues on RabbitMQ: quorum queues, each bound to :data:`AMQP_EXCHANGE` under its own
+    name. RabbitMQ refuses to declare a queue again with other arguments, so a deployment
+    whose queues of these names are classic ones migrates first (README, "RabbitMQ")."""
+    exchange = Exchange(AMQP_EXCHANGE, type="topic", durable=True)
+    return tuple(
+        Queue(name, exchange, routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+        for name in QUEUES
+    )
+
+
 def amqp_transport_options(publish_timeout: float | None) -> dict[str, Any]:
     """RabbitMQ (``amqp://``): publisher confirms, so a message the broker did not take raises
     instead of silently vanishing; for the web also bounded socket reads and writes, and no
@@ -62,10 +92,12 @@ def make_celery(
     *,
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
     publish_timeout: float | None = None,
+    sentinel: RedisSentinel | None = None,
 ) -> Celery:
     """Build the Celery app. ``publish_timeout`` is for processes that only publish (the web):
     every broker call then fails within about that many seconds instead of retrying, so a dead
     or hung Redis costs a request a bounded wait, never a hang (kombu waits forever by default).
+    ``sentinel`` names the master of a ``sentinel://`` broker (kombu's sentinel transport).
     """
     app = Celery("roomrec", broker=broker_url, set_as_current=False)
     transport_options: dict[str, Any] = {
@@ -80,6 +112,12 @@ def make_celery(
             socket_connect_timeout=publish_timeout,
             max_retries=0,
         )
+    if sentinel is not None and is_sentinel_url(broker_url):
+        transport_options.update(
+            master_name=sentinel.master_name,
+            sentinel_kwargs=sentinel_kwargs(sentinel, transport_options),
+        )
+    amqp = is_amqp_url(broker_url)
     if not is_redis_url(broker_url):
         transport_options = amqp_transport_options(publish_timeout)
     app.conf.update(
@@ -95,7 +133,7 @@ def make_celery(
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options,
-        task_queues=(Queue(EVENTS_QUEUE), Queue(HANDLERS_QUEUE)),
+        task_queues=amqp_queues() if amqp else (Queue(EVENTS_QUEUE), Queue(HANDLERS_QUEUE)),
         task_default_queue=EVENTS_QUEUE,
         task_routes={task: {"queue": queue} for task, queue in TASK_QUEUES.items()},
         task_time_limit=task_time_limit(visibility_timeout),
@@ -104,6 +142,17 @@ def make_celery(
         enable_utc=True,
         timezone="UTC",
     )
+    if amqp:  # any queue Celery creates by itself: a quorum queue too, on a topic exchange
+        app.conf.update(
+            task_default_exchange=AMQP_EXCHANGE,
+            task_default_exchange_type="topic",
+            task_default_routing_key=EVENTS_QUEUE,
+            task_default_queue_type="quorum",
+            task_create_missing_queue_type="quorum",
+            task_create_missing_queue_exchange_type="topic",
+            broker_native_delayed_delivery_queue_type="quorum",
+            worker_detect_quorum_queues=True,
+        )
     if publish_timeout is not None:
         app.conf.update(
             broker_connection_timeout=publish_timeout,
@@ -132,4 +181,4 @@ def warn_on_evicting_redis(sender: Any = None, **_: Any) -> None:
     settings = app.conf.get("roomrec_settings")
     if settings is not None:
         urls = {"REDIS_URL": settings.redis_url} | urls
-    warn_at_startup(urls)
+    warn_at_startup(urls, sentinel=settings.redis_sentinel if settings is not None else None)

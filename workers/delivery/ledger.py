@@ -5,7 +5,9 @@ kombu's Redis transport moves a message from its queue to the ``unacked`` hash i
 (``BRPOP``, then ``HSET`` from the worker), and a worker that acknowledges a task which ended in
 an unexpected exception (Redis gone in the middle of it, say) removes it for good. Either way
 the message is then nowhere: not queued, not unacknowledged, not delayed, and no visibility
-timeout brings it back. The ledger closes those holes:
+timeout brings it back (celery/celery#7950: a message popped and not yet in ``unacked`` when the
+worker stops is gone; celery/kombu#1836: unacknowledged messages lost with their worker). The
+ledger closes those holes:
 
 - Whoever publishes a task message through the
   :class:`workers.delivery.redis_broker.RedisBroker` (the web's atomic enqueue, a scheduled
@@ -13,7 +15,9 @@ timeout brings it back. The ledger closes those holes:
   script: task id -> message, and the task id in a sorted set by when it is due.
 - A task removes its entry (:meth:`InFlight.done`, through the broker's ``attempt_ended``)
   when its attempt ended as intended: done, dead-lettered, or replaced by the next attempt's
-  message (which overwrote the entry).
+  message (which overwrote the entry). ``roomrec.process_event`` removes it itself, with its
+  last write, when nothing can follow that write (:meth:`InFlight.hold`, through the broker's
+  ``hold``): a round trip less per event.
 - Every worker's pump calls :meth:`InFlight.sweep`. An entry overdue by ``grace`` seconds is
   looked for where a message can be: the ``unacked`` hash (reserved or running), the delayed
   set, its queue. Found, it is looked at again ``grace`` seconds later (later still the further
@@ -37,6 +41,7 @@ import redis
 from workers.delivery.celery_app import FETCH_STAGE, PROCESS_EVENT_TASK, RUN_HANDLER_TASK
 from workers.observability.redaction import target_label
 from workers.state.deadletters import DeadLetterStore
+from workers.state.holds import Hold
 from workers.state.keys import (
     DELAYED_KEY,
     INFLIGHT_DUE_KEY,
@@ -124,10 +129,14 @@ class InFlight:
     def done(self, task_id: str) -> None:
         """The attempt of ``task_id`` ended as intended: forget its message."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(INFLIGHT_KEY, task_id)
-            pipe.hdel(REPUBLISHED_KEY, task_id)
-            pipe.zrem(INFLIGHT_DUE_KEY, task_id)
+            self.hold(task_id).queue(pipe)
             pipe.execute()
+
+    def hold(self, task_id: str) -> Hold:
+        """Where ``task_id``'s entry is: what :meth:`done` removes."""
+        return Hold(
+            task_id, hashes=(INFLIGHT_KEY, REPUBLISHED_KEY), sorted_sets=(INFLIGHT_DUE_KEY,)
+        )
 
     def sweep(
         self, dead_letters: DeadLetterStore, *, now: float | None = None, batch: int = 100

@@ -1,4 +1,5 @@
-"""Queue depth, read from the Redis broker when Prometheus scrapes.
+"""Queue depth, read from the Redis broker (a single Redis, or the master of a Sentinel group)
+when Prometheus scrapes.
 
 A custom collector rather than a gauge someone must keep up to date: at each scrape it asks the
 broker (with a short timeout) how many messages wait in each queue and how many are delivered
@@ -14,16 +15,19 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from schemas.settings import RedisSentinel
 from workers.delivery.celery_app import EVENTS_QUEUE, HANDLERS_QUEUE
+from workers.state.keys import UNACKED_KEY
+from workers.state.redis_client import is_sentinel_url, redis_client
 
 log = logging.getLogger(__name__)
 
-# kombu's Redis transport keeps a queue in a list named after it, plus one list per priority
-# step ("<queue>\x06\x16<step>"); delivered, unacknowledged messages in the hash "unacked".
+# kombu's Redis transport (its sentinel transport's channel too) keeps a queue in a list named
+# after it, plus one list per priority step ("<queue>\x06\x16<step>"); delivered,
+# unacknowledged messages in the hash UNACKED_KEY.
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
-_UNACKED_KEY = "unacked"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 
 
 class QueueDepthCollector(Collector):
@@ -36,18 +40,25 @@ class QueueDepthCollector(Collector):
         *,
         timeout: float = 0.5,
         queues: Sequence[str] = (EVENTS_QUEUE, HANDLERS_QUEUE),
+        sentinel: RedisSentinel | None = None,
     ) -> None:
         self.queues = tuple(queues)
-        self.client = redis.Redis.from_url(
-            broker_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
-        )
+        self.client = redis_client(
+            broker_url, sentinel=sentinel, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=None,
+        )  # fmt: skip
 
     @classmethod
-    def for_broker(cls, broker_url: str, *, timeout: float = 0.5) -> QueueDepthCollector | None:
-        """A collector for a Redis broker; ``None`` for any other broker."""
+    def for_broker(
+        cls, broker_url: str, *, timeout: float = 0.5, sentinel: RedisSentinel | None = None
+    ) -> QueueDepthCollector | None:
+        """A collector for a Redis broker (``sentinel`` names a ``sentinel://`` one's master);
+        ``None`` for any other broker."""
         if not broker_url.startswith(REDIS_SCHEMES):
             return None
-        return cls(broker_url, timeout=timeout)
+        if is_sentinel_url(broker_url) and sentinel is None:
+            return None
+        return cls(broker_url, timeout=timeout, sentinel=sentinel)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily(
@@ -81,7 +92,7 @@ class QueueDepthCollector(Collector):
                 pipe.llen(queue)
                 for step in _PRIORITY_STEPS:
                     pipe.llen(f"{queue}{_PRIORITY_SEP}{step}")
-            pipe.hlen(_UNACKED_KEY)
+            pipe.hlen(UNACKED_KEY)
             results = [int(value) for value in pipe.execute()]
         per_queue = 1 + len(_PRIORITY_STEPS)
         depths = [sum(results[i : i + per_queue]) for i in range(0, len(results) - 1, per_queue)]

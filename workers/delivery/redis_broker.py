@@ -34,6 +34,7 @@ from workers.delivery.ledger import InFlight, grace_for
 from workers.delivery.messages import MessageTemplate, build_message
 from workers.errors import BrokerUnavailable
 from workers.state.deadletters import DeadLetterStore
+from workers.state.holds import Hold
 from workers.state.keys import DELAYED_KEY, INFLIGHT_DUE_KEY, INFLIGHT_KEY
 
 # LPUSH a message unless any of its de-duplication keys exists; set them all with it, and
@@ -81,8 +82,6 @@ class RedisBroker(Broker):
     retries in Redis, the in-flight ledger. ``visibility_timeout`` (the worker's) sets how long
     a ledger entry may be overdue before it counts as lost (:func:`ledger.grace_for`)."""
 
-    needs_pump = True
-
     def __init__(
         self, celery: Celery, client: redis.Redis, *, dedup_ttl: int,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
@@ -124,6 +123,10 @@ class RedisBroker(Broker):
 
     def attempt_ended(self, task_id: str) -> None:
         self.ledger.done(task_id)
+
+    def hold(self, task_id: str) -> Hold:
+        """:meth:`Broker.hold`: the task's entry in the in-flight ledger."""
+        return self.ledger.hold(task_id)
 
     def move_due(self, *, now: float | None = None, batch: int = 500) -> int:
         """Move due delayed messages to their queues, exactly once even with many workers

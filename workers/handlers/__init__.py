@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
-import requests
 
 from schemas import HandlerEvent, RoomRecording
 from schemas.settings import WorkerSettings
 from workers.errors import UnknownHandlerError
+from workers.outbound.http import Pool
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class HandlerContext:
 
     settings: WorkerSettings
     redis: redis.Redis
-    http: requests.Session
+    http: Pool  # the process' keep-alive connections (forward, Twilio)
 
 
 class Handler(Protocol):

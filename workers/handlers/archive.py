@@ -67,7 +67,7 @@ class ArchiveHandler:
         settings = context.settings
         self.storage = storage or open_storage(settings.archive_url, settings)
         # Each event's media URL and delete go with the credentials of the event's account.
-        self.twilio = twilio if twilio is not None else TwilioClients(settings)
+        self.twilio = twilio if twilio is not None else TwilioClients(settings, http=context.http)
         self.index = ArchiveIndex(context.redis)
         self.delete_from_twilio = settings.archive_delete_from_twilio
         # Every attempt must end before the task time limit, which derives from the

@@ -214,8 +214,10 @@ def settings_secrets(settings: object) -> list[str]:
             elif item.name.endswith(_SECRET_SUFFIXES):
                 found.append(text)
             elif "://" in text:
-                # A list of URLs is FORWARD_URLS: targets whose whole query may be a token.
-                found += secret_parts(text, every_query_value=listed)
+                # A list of URLs is FORWARD_URLS: targets whose whole query may be a token. A
+                # ";" list is kombu's failover (or Sentinel) URLs: each may hold a password.
+                for url in text.split(";"):
+                    found += secret_parts(url.strip(), every_query_value=listed)
     return found
 
 

@@ -8,7 +8,12 @@ blocks nor re-runs the others. Handlers marked ``inline = False`` (long ones, su
 used its time budget.
 
 Every handler's success is marked in Redis (:func:`done_key`): a redelivered task (after a
-worker crash) skips the handlers that already took effect.
+worker crash) skips the handlers that already took effect. The marks go in as few round trips
+as that allows (:class:`DoneMarks`): one read of them all (``MGET``), and a write before the
+next handler starts (or anything else takes effect) whenever one that must not take effect
+twice has succeeded. What is left at the end goes with the event's last write:
+``roomrec.process_event`` hands it to room completion (:func:`workers.pipeline.rooms.after_event`),
+so that ``log,forward`` costs two round trips in all.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ import logging
 import time
 from typing import Any
 
+import redis
+
 from schemas import HandlerEvent
 from workers.delivery.celery_app import HANDLERS_QUEUE, RUN_HANDLER_TASK, task_time_limit
 from workers.errors import Paused, PermanentError, TargetGone
 from workers.observability import metrics
 from workers.pipeline.retry import Attempt, retry_or_give_up, schedule
 from workers.runtime.context import Runtime
+from workers.state.holds import Hold
 from workers.state.keys import done_key
 
 log = logging.getLogger(__name__)
@@ -32,9 +40,11 @@ def handler_task_id(event_id: str, handler: str, index: int) -> str:
     return f"{event_id}.{handler}.{index}"
 
 
-def run_handlers(rt: Runtime, event: HandlerEvent) -> None:
+def run_handlers(rt: Runtime, event: HandlerEvent, marks: DoneMarks | None = None) -> None:
     """Run every (handler, target) for ``event``: inline while the time budget lasts, the rest
-    (and handlers that are never inline) as tasks of their own."""
+    (and handlers that are never inline) as tasks of their own. ``marks``: the caller's, which
+    it writes once it returns (what is left of them was not urgent); without, they are
+    written here before it returns."""
     body = event.to_json()
     budget = task_time_limit(rt.settings.visibility_timeout) / 3
     started = time.monotonic()
@@ -46,16 +56,19 @@ def run_handlers(rt: Runtime, event: HandlerEvent) -> None:
     ]
     # Which already took effect (a redelivered task): one round trip for all of them.
     done = rt.redis.mget([done_key(event.id, name, target) for name, _, target, _ in runs])
-    marks = DoneMarks(rt)
+    pending = DoneMarks(rt) if marks is None else marks
     for (name, handler, target, index), was_done in zip(runs, done, strict=True):
         if was_done:
             log.info("%s already took effect for %s; not run again", name, event.id)
         elif getattr(handler, "inline", True) and time.monotonic() - started < budget:
+            if pending.urgent:  # before this one can take effect
+                pending.write()
             attempt_handler(rt, name, target, index, event, body, attempt=0, checked=True,
-                            marks=marks)  # fmt: skip
+                            marks=pending)  # fmt: skip
         else:
             deferred.append((name, target, index))
-    marks.write()
+    if marks is None or deferred:  # a deferred handler's task may run at once, elsewhere
+        pending.write()
     for name, target, index in deferred:
         schedule(
             rt, RUN_HANDLER_TASK, [name, target, body],
@@ -120,7 +133,7 @@ def _attempt(
         ), exc)  # fmt: skip
     marks.add(event.id, name, target, "succeeded", attempt + 1)
     if not getattr(handler, "repeatable", False):
-        marks.write()  # at once: this handler must not take effect twice
+        marks.urgent = True  # must not take effect twice: written before anything else does
     return "succeeded"
 
 
@@ -128,26 +141,40 @@ class DoneMarks:
     """Done marks with their outcomes, written together in one round trip (a transaction).
 
     A mark is what keeps a handler from running again when its event's task is delivered
-    again. A handler that must not take effect twice has its mark written as soon as it took
-    effect (with the marks waiting before it); a repeatable one's may wait for the next write,
-    or for the end of the event's handlers, since running it again changes nothing.
+    again. A handler that must not take effect twice makes the marks ``urgent`` once it took
+    effect: they are written (with those waiting before it) before the next handler starts, or
+    anything else can take effect. A repeatable one's may wait for the next write, or for the
+    event's last write, since running it again changes nothing.
     """
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.pending: list[tuple[str, str, str | None, str, int]] = []
+        self.urgent = False
 
     def add(self, event_id: str, name: str, target: str | None, outcome: str,
             attempts: int) -> None:  # fmt: skip
         self.pending.append((event_id, name, target, outcome, attempts))
 
-    def write(self) -> None:
-        if not self.pending:
+    def queue(self, pipe: redis.client.Pipeline) -> None:
+        """Queue the pending marks on ``pipe`` (a transaction the caller executes, then
+        calls :meth:`clear`)."""
+        for event_id, name, target, outcome, attempts in self.pending:
+            pipe.set(done_key(event_id, name, target), 1, ex=self.rt.settings.marks_ttl)
+            self.rt.outcomes.record(event_id, name, target, outcome, attempts=attempts,
+                                    pipe=pipe)  # fmt: skip
+
+    def clear(self) -> None:
+        self.pending = []
+        self.urgent = False
+
+    def write(self, release: Hold | None = None) -> None:
+        """Write the pending marks, and release ``release`` in the same transaction."""
+        if not self.pending and release is None:
             return
         with self.rt.redis.pipeline(transaction=True) as pipe:
-            for event_id, name, target, outcome, attempts in self.pending:
-                pipe.set(done_key(event_id, name, target), 1, ex=self.rt.settings.marks_ttl)
-                self.rt.outcomes.record(event_id, name, target, outcome, attempts=attempts,
-                                        pipe=pipe)  # fmt: skip
+            self.queue(pipe)
+            if release is not None:
+                release.queue(pipe)
             pipe.execute()
-        self.pending = []
+        self.clear()

@@ -3,7 +3,11 @@ one of its recordings has reached a final status (``ROOM_READY_EVENTS=1``); and,
 ``COMPOSE_ON_ROOM_READY=1``, one Twilio Composition of the room
 (:mod:`workers.pipeline.compositions`).
 
-``roomrec.process_event`` calls :func:`after_event` once its handlers ran. Each
+``roomrec.process_event`` calls :func:`after_event` once its handlers ran, with the done
+marks they left to write and its ledger entry: the marks go in one transaction with the
+tracker's update, and the entry is released by the update itself when its decision leaves
+nothing to follow (``wait``, ``done``); without an update, marks and release go in one
+transaction. Each
 ``recording-*`` event tells the :class:`workers.state.rooms.RoomTracker` what it knows of its
 recording (the callback's status and the RoomRecording fetched); ``room-ended`` marks the room
 ended and then lists the room's recordings at Twilio (``GET /v1/Rooms/{RM}/Recordings``, every
@@ -33,12 +37,15 @@ from schemas.settings import WorkerSettings
 from workers.delivery.celery_app import EVENTS_QUEUE, ROOM_RECORDINGS_TASK
 from workers.errors import PermanentError, TransientError
 from workers.pipeline import compositions
-from workers.pipeline.fanout import run_handlers
+from workers.pipeline.fanout import DoneMarks, run_handlers
 from workers.pipeline.retry import Attempt, retry_or_give_up
 from workers.runtime.context import Runtime
+from workers.state.holds import Hold
 from workers.state.rooms import (
+    DONE,
     EMIT,
     LIST,
+    WAIT,
     Observation,
     RoomState,
     RoomTracker,
@@ -98,19 +105,29 @@ def listed(room_sid: str, caller: str, recordings: list[RoomRecording]) -> Updat
     )  # fmt: skip
 
 
-def after_event(rt: Runtime, event: HandlerEvent) -> None:
-    """The call site at the end of ``roomrec.process_event``."""
-    if not enabled(rt.settings):
-        return
-    update = update_of(event)
+def after_event(
+    rt: Runtime, event: HandlerEvent, marks: DoneMarks | None = None, hold: Hold | None = None
+) -> bool:
+    """The call site at the end of ``roomrec.process_event``: what ``event`` tells of its room,
+    written with ``marks`` (the event's last done marks); True when ``hold`` (the task's
+    ledger entry) was released with them, nothing being left to do."""
+    update = update_of(event) if enabled(rt.settings) else None
     if update is None:
-        return
-    outcome = RoomTracker(rt.redis, ttl=rt.settings.marks_ttl).update(update, _now())
+        if marks is not None:
+            marks.write(hold)
+        return marks is not None and hold is not None
+    tracker = RoomTracker(rt.redis, ttl=rt.settings.marks_ttl)
+    if marks is None:
+        outcome = tracker.update(update, _now())
+    else:
+        outcome = tracker.update(update, _now(), before=marks.queue, release=hold)
+        marks.clear()
     if outcome.decision == LIST:
         list_recordings(rt, update.room_sid, update.caller, attempt=0,
                         account_sid=update.account_sid)  # fmt: skip
     elif outcome.decision == EMIT:
         emit(rt, update.room_sid)
+    return marks is not None and hold is not None and outcome.decision in (WAIT, DONE)
 
 
 def list_recordings(

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import requests
 from kombu.exceptions import KombuError
 
 from schemas import EventMessage
@@ -39,6 +38,7 @@ from workers.delivery.celery_app import (
 from workers.errors import BrokerUnavailable
 from workers.handlers import HandlerContext, load_handlers
 from workers.observability.redaction import fingerprint
+from workers.outbound.http import Pool
 from workers.pipeline.compositions import COMPOSE_STAGE
 from workers.pipeline.rooms import LIST_STAGE
 from workers.recovery.stand_in import NotReplayable
@@ -57,9 +57,12 @@ def configured_targets(
     """Each handler of ``HANDLERS`` (of those in ``only``, if given) with its targets, as the
     workers run them. Building a handler connects nothing; it is not called."""
     names = [name for name in settings.handlers if only is None or name in only]
-    with requests.Session() as session:
-        handlers = load_handlers(names, HandlerContext(settings, client, session))
+    http = Pool()
+    try:
+        handlers = load_handlers(names, HandlerContext(settings, client, http))
         return {name: tuple(handler.targets()) for name, handler in handlers.items()}
+    finally:
+        http.close()
 
 
 def find_target(handler: str, label: str | None, targets: Targets) -> str | None:

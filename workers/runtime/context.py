@@ -2,7 +2,9 @@
 the handlers, the broker.
 
 Built on first use inside each worker process (after the prefork pool forked), never shared
-across processes: sockets and HTTP sessions do not survive a fork.
+across processes: sockets and HTTP connections do not survive a fork. One
+:class:`workers.outbound.http.Pool` per process carries the Twilio clients' requests and the
+forward's.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from workers.delivery.broker import Broker
 from workers.delivery.celery_app import settings_of
 from workers.delivery.choice import open_broker
 from workers.handlers import Handler, HandlerContext, load_handlers
-from workers.outbound.http import Session
+from workers.outbound.http import Pool
 from workers.state.deadletters import DeadLetterStore
 from workers.state.outcomes import OutcomeStore
+from workers.state.redis_client import redis_client
 from workers.twilio.client import TwilioClients
 
 
@@ -36,16 +39,16 @@ class Runtime:
     @classmethod
     def build(cls, settings: WorkerSettings, app: Celery) -> Runtime:
         """The runtime of the tasks of ``app``, on its broker."""
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-            health_check_interval=30, decode_responses=True,
+        client = redis_client(
+            settings.redis_url, sentinel=settings.redis_sentinel, socket_timeout=10,
+            socket_connect_timeout=5, health_check_interval=30, decode_responses=True,
         )  # fmt: skip
-        http = Session()  # reads the proxy settings once, not on every request
+        http = Pool()  # the environment's proxies read once per host, not on every request
         context = HandlerContext(settings=settings, redis=client, http=http)
         return cls(
             settings=settings,
             redis=client,
-            twilio=TwilioClients(settings),
+            twilio=TwilioClients(settings, http=http),
             handlers=load_handlers(settings.handlers, context),
             dead_letters=DeadLetterStore(client),
             outcomes=OutcomeStore(client, ttl=settings.marks_ttl),

@@ -136,7 +136,9 @@ class _Observer:
     def worker_ready(self, **_: Any) -> None:
         if self.directory is None:
             return
-        queue = QueueDepthCollector.for_broker(self.settings.broker_url, timeout=0.5)
+        queue = QueueDepthCollector.for_broker(
+            self.settings.broker_url, timeout=0.5, sentinel=self.settings.redis_sentinel
+        )
         registry = metrics.exporter_registry(self.directory, *([queue] if queue else []))
         self.exporter = metrics.start_exporter(self.settings.metrics_port, registry)
 

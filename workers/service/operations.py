@@ -19,7 +19,7 @@ import redis
 from celery import Celery
 
 from schemas import RoomRecording
-from schemas.settings import WorkerSettings
+from schemas.settings import RedisSentinel, WorkerSettings
 from workers.delivery.celery_app import make_celery
 from workers.delivery.choice import connect, open_broker
 from workers.errors import NotFoundYet, PermanentError, TransientError
@@ -35,10 +35,10 @@ def _quiet(_count: int) -> None:
     """No progress shown."""
 
 
-def publisher(broker_url: str, *, timeout: float) -> Celery:
+def publisher(broker_url: str, *, timeout: float, sentinel: RedisSentinel | None = None) -> Celery:
     """A Celery app that only publishes (what a replay queues), failing within about
-    ``timeout`` seconds."""
-    return make_celery(broker_url, publish_timeout=timeout)
+    ``timeout`` seconds; ``sentinel`` for a ``sentinel://`` broker."""
+    return make_celery(broker_url, publish_timeout=timeout, sentinel=sentinel)
 
 
 # --- dead letters ----------------------------------------------------------------------------
@@ -178,7 +178,10 @@ def reconcile(
     from workers.recovery.reconcile import reconcile_accounts
     from workers.twilio.client import TwilioClients
 
-    broker = connect(settings.broker_url, settings.redis_url, timeout=timeout, dedup_ttl=dedup_ttl)
+    broker = connect(
+        settings.broker_url, settings.redis_url, timeout=timeout, dedup_ttl=dedup_ttl,
+        sentinel=settings.redis_sentinel,
+    )  # fmt: skip
     try:
         return reconcile_accounts(TwilioClients(settings), broker, since, until, progress)
     finally:

@@ -1,5 +1,6 @@
 """What the read API reads: recordings from the store, each event's handler outcomes and each
-recording's archive record (both in Redis).
+recording's archive record (both in Redis, through :func:`open_redis`, which the commands use
+too).
 
 The store is :class:`workers.metadata.Store`; its queries (and their SQLAlchemy ORM) load on
 the first read. A database that does not answer raises :class:`StoreUnavailable`, one not
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from schemas.settings import RedisSentinel
 from workers.archive.index import ArchiveIndex
 from workers.metadata import SchemaNotReady, Store, StoreUnavailable
 from workers.state.keys import ARCHIVES_KEY
 from workers.state.outcomes import outcomes_of
+from workers.state.redis_client import redis_client
 
 if TYPE_CHECKING:
     from workers.metadata.queries import Page
@@ -28,6 +31,7 @@ __all__ = [
     "StoreUnavailable",
     "archive_record",
     "event_outcomes",
+    "open_redis",
     "open_store",
     "recordings_page",
 ]
@@ -38,6 +42,16 @@ log = logging.getLogger(__name__)
 def open_store(database_url: str) -> Store:
     """The store at ``database_url``; nothing is connected until the first read."""
     return Store.open(database_url)
+
+
+def open_redis(url: str, *, sentinel: RedisSentinel | None, timeout: float) -> redis.Redis:
+    """A client of the Redis at ``url`` (``REDIS_URL``; ``sentinel`` for a ``sentinel://``
+    one) answering ``str``, every call giving up after about ``timeout`` s, none retried.
+    Connects nothing until the first call."""
+    return redis_client(
+        url, sentinel=sentinel, socket_timeout=timeout, socket_connect_timeout=timeout,
+        retry=None, decode_responses=True,
+    )  # fmt: skip
 
 
 def recordings_page(

@@ -24,11 +24,15 @@ from urllib.parse import urlsplit
 
 import redis
 
+from schemas.settings import RedisSentinel
+from workers.state.redis_client import is_sentinel_url, parse_sentinel_url, redis_client
+
 log = logging.getLogger(__name__)
 
 SAFE_POLICY = "noeviction"
 CACHE_SECONDS = 60.0
-# What can read a policy: plain Redis URLs (a Sentinel or RabbitMQ broker is not checked).
+# What can read a policy: Redis URLs, and Sentinel ones given the master's name (on the master
+# the sentinels name at the time; a RabbitMQ broker is not checked).
 _SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
@@ -79,12 +83,24 @@ class PolicyReport:
         return body
 
 
-def redis_targets(urls: Mapping[str, str]) -> dict[str, str]:
+def redis_targets(
+    urls: Mapping[str, str], *, sentinel: RedisSentinel | None = None
+) -> dict[str, str]:
     """The distinct Redis servers among ``urls`` (variable -> URL), each under the first
-    variable naming it. A failover list (``a;b``) counts by its first URL."""
-    seen: dict[tuple[str, str, int | None], str] = {}
+    variable naming it. A failover list (``a;b``) counts by its first URL; a ``sentinel://``
+    list by its sentinels (one master: ``sentinel``'s), only with ``sentinel``."""
+    seen: dict[tuple[str, str, int | None] | frozenset[tuple[str, int]], str] = {}
     targets: dict[str, str] = {}
     for variable, url in urls.items():
+        if is_sentinel_url(url):
+            try:
+                group = frozenset(parse_sentinel_url(url).sentinels)
+            except ValueError:
+                continue
+            if sentinel is not None and group not in seen:
+                seen[group] = variable
+                targets[variable] = url
+            continue
         first = url.split(";", 1)[0].strip()
         parts = urlsplit(first)
         if parts.scheme.lower() not in _SCHEMES:
@@ -125,18 +141,24 @@ class PolicyCheck:
         *,
         timeout: float,
         clients: Mapping[str, redis.Redis] | None = None,
+        sentinel: RedisSentinel | None = None,
         **kwargs: Any,
     ) -> PolicyCheck:
         """A check of every distinct Redis among ``urls`` (variable -> URL), each read giving
         up after about ``timeout`` s; ``clients`` are ones to use instead of new ones, by
-        variable (the web's enqueuer already has one for ``REDIS_URL``)."""
+        variable (the web's enqueuer already has one for ``REDIS_URL``); ``sentinel`` names the
+        master of ``sentinel://`` URLs."""
         given = dict(clients or {})
         made = {
             variable: given.get(variable)
-            or redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
-            )
-            for variable, url in redis_targets(urls).items()
+            or redis_client(
+                url,
+                sentinel=sentinel,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=None,
+            )  # fmt: skip
+            for variable, url in redis_targets(urls, sentinel=sentinel).items()
         }
         return cls(made, **kwargs)
 
@@ -188,9 +210,11 @@ class PolicyCheck:
             client.close()
 
 
-def warn_at_startup(urls: Mapping[str, str], *, timeout: float = 2.0) -> PolicyReport:
+def warn_at_startup(
+    urls: Mapping[str, str], *, timeout: float = 2.0, sentinel: RedisSentinel | None = None
+) -> PolicyReport:
     """Read the policies once (never raising) and log a WARNING for each evicting one."""
-    check = PolicyCheck.for_urls(urls, timeout=timeout)
+    check = PolicyCheck.for_urls(urls, timeout=timeout, sentinel=sentinel)
     try:
         return check.report()
     finally:

@@ -1,8 +1,16 @@
-"""Twilio's Video REST API, through twilio-python's client.
+"""Twilio's Video REST API: its resources fetched, listed and created with one account's
+credentials (HTTP Basic: the API key when set, else the account SID and auth token).
 
-Its HTTP answers and ``requests`` errors become :mod:`workers.errors` through that module's
+Every call is one request through the process' :class:`workers.outbound.http.Pool` (urllib3,
+keep-alive, the environment's proxies and CA bundle): the fetch of a RoomRecording is one of
+the two requests each ``recording-completed`` costs, and twilio-python's client (through
+requests) spent about 0.4 ms of CPU more on each. Redirects are not followed (a ``…/Media``
+answer's ``Location`` is the signed URL, which is returned, never requested here).
+
+Its HTTP answers and urllib3's errors become :mod:`workers.errors` through that module's
 map: 429, 5xx, timeouts and dropped connections are transient; 401/403 and other 4xx
 permanent; a 404 is :class:`NotFoundYet` (a resource a callback announced may lag behind it).
+Error messages name the request (``what``), never its URL.
 
 With ``TWILIO_MAX_CONCURRENCY`` every request holds a slot of :mod:`workers.twilio.limiter`, shared
 by all worker processes. A 429 seen there shrinks the limit, and the request (which Twilio
@@ -20,14 +28,13 @@ import json
 import logging
 import threading
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import redis
-import requests
+import urllib3
 from marshmallow import Schema, ValidationError
-from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
-from twilio.rest import Client
+from urllib3.util import make_headers
 
 from schemas import RoomRecording, RoomRecordingSchema
 from schemas.accounts import TwilioAccount
@@ -35,16 +42,12 @@ from schemas.composition import Composition, CompositionSchema
 from schemas.settings import WorkerSettings
 from workers.errors import NotFoundYet, PermanentError, for_status, retry_after_seconds, translate
 from workers.observability import metrics
-from workers.outbound.http import Session
+from workers.outbound.http import Pool
 from workers.twilio.limiter import TwilioLimiter, limiter_client, limiter_from_settings
 
 log = logging.getLogger(__name__)
 
-# twilio-python logs every response's headers at INFO; a media redirect's Location is a signed
-# URL that must never reach a log, so its client logs through a logger that drops INFO.
-_quiet_http_log = logging.getLogger("roomrec.twilio_http")
-_quiet_http_log.setLevel(logging.WARNING)
-
+USER_AGENT = "roomrec-worker/1"
 _recording_schema = RoomRecordingSchema()
 THROTTLED_RETRIES = 3  # 429s a request waits out in place under the limiter before failing
 
@@ -70,41 +73,47 @@ class TwilioVideo:
     """Calls to ``video.twilio.com`` (or ``TWILIO_VIDEO_BASE_URL``) with one account's
     credentials (``account``, default the main account of ``TWILIO_ACCOUNT_SID``): its API key
     when set, else its account SID and auth token. :class:`TwilioClients` keeps one per
-    account."""
+    account. ``http``: the process' pool (the credentials go with each request, so accounts
+    share its connections); a pool of its own when not given."""
 
     def __init__(
         self, settings: WorkerSettings, *, account: TwilioAccount | None = None,
-        client: Client | None = None, limiter: TwilioLimiter | None = None,
-        session: Session | None = None,
+        limiter: TwilioLimiter | None = None, http: Pool | None = None,
     ) -> None:  # fmt: skip
         account = account if account is not None else settings.accounts.main
         assert account is not None and account.account_sid is not None  # a worker knows it
         self.account_sid: str = account.account_sid
         self.base_url = settings.twilio_video_base_url.rstrip("/")
         self.timeout = settings.twilio_timeout
-        if client is None:
-            username, password = account.credentials
-            http = TwilioHttpClient(timeout=self.timeout, logger=_quiet_http_log)
-            # Reads the proxy settings once, not on every request; the credentials go with each
-            # request, so accounts may share one session (and its connections).
-            http.session = session if session is not None else Session()
-            client = Client(username, password, account_sid=account.account_sid,
-                            http_client=http)  # fmt: skip
-        self.client = client
+        self.http = http if http is not None else Pool()
+        username, password = account.credentials
+        self._headers = make_headers(basic_auth=f"{username}:{password}") | {
+            "Accept": "application/json", "Accept-Charset": "utf-8", "User-Agent": USER_AGENT,
+        }  # fmt: skip
         self.limiter = (
             limiter if limiter is not None else limiter_from_settings(settings, self.account_sid)
         )
 
-    def request(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
-        """One request, through the limiter when there is one; connection errors and timeouts
-        become :class:`workers.errors.TransientError`."""
+    def request(
+        self, method: str, url: str, what: str, *, params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> Response:  # fmt: skip
+        """One request (``params``: the query, ``data``: a form body), through the limiter
+        when there is one; connection errors and timeouts become
+        :class:`workers.errors.TransientError`."""
         if url.startswith("/"):
             url = self.base_url + url
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        headers, body = self._headers, None
+        if data is not None:
+            headers = headers | {"Content-Type": "application/x-www-form-urlencoded"}
+            body = urlencode(data).encode()
         if self.limiter is None:
-            return check(self._send(method, url, what, **kwargs), what)
+            return check(self._send(method, url, what, headers, body), what)
         for attempt in range(THROTTLED_RETRIES + 1):
             with self.limiter.slot(what) as slot:
-                response = self._send(method, url, what, **kwargs)
+                response = self._send(method, url, what, headers, body)
                 if response.status_code == 429:
                     slot.refused(retry_after_seconds(response.headers))
             if response.status_code != 429 or attempt == THROTTLED_RETRIES:
@@ -112,14 +121,17 @@ class TwilioVideo:
             log.debug("Twilio refused %s with 429; waiting for a slot again", what)
         return check(response, what)
 
-    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> Response:
+    def _send(
+        self, method: str, url: str, what: str, headers: dict[str, str], body: bytes | None
+    ) -> Response:
         try:
-            response = self.client.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
+            answer = self.http.request(method, url, headers=headers, body=body,
+                                       timeout=self.timeout)  # fmt: skip
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise translate(exc, f"Twilio request for {what}") from exc
-        log.debug("twilio %s %s -> %s", method, what, response.status_code)
-        metrics.twilio_response(response.status_code)
-        return response
+        log.debug("twilio %s %s -> %s", method, what, answer.status)
+        metrics.twilio_response(answer.status)
+        return Response(answer.status, answer.data.decode("utf-8", "replace"), answer.headers)
 
     def fetch_recording(self, room_sid: str, recording_sid: str) -> RoomRecording:
         """``GET /v1/Rooms/{room_sid}/Recordings/{recording_sid}``, validated."""
@@ -216,15 +228,16 @@ class TwilioClients:
     With ``TWILIO_ACCOUNTS`` set, each event's ``AccountSid`` picks its account and an account
     not configured raises :class:`UnknownAccount`. Without it (one account, as before that
     variable) every event is the main account's: the web accepted it with that account's
-    token, whatever ``AccountSid`` it names.
+    token, whatever ``AccountSid`` it names. Every client goes through ``http`` (a worker's
+    :class:`Pool`; one made on first use when not given).
     """
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, *, http: Pool | None = None) -> None:
         self.settings = settings
         self.accounts = settings.accounts
         self._clients: dict[str, TwilioVideo] = {}
         self._lock = threading.Lock()
-        self._session: Session | None = None
+        self._http = http
         self._limiter_redis: redis.Redis | None = None
 
     @property
@@ -264,8 +277,8 @@ class TwilioClients:
         return [self.for_account(account.account_sid) for account in self.accounts]
 
     def _make(self, account: TwilioAccount) -> TwilioVideo:
-        if self._session is None:
-            self._session = Session()
+        if self._http is None:
+            self._http = Pool()
         limiter = None
         if self.settings.twilio_max_concurrency is not None:
             if self._limiter_redis is None:
@@ -273,7 +286,7 @@ class TwilioClients:
             limiter = limiter_from_settings(
                 self.settings, account.account_sid, client=self._limiter_redis
             )
-        return TwilioVideo(self.settings, account=account, limiter=limiter, session=self._session)
+        return TwilioVideo(self.settings, account=account, limiter=limiter, http=self._http)
 
 
 def _load_resource(text: str, what: str, schema: Schema, kind: str) -> Any:

@@ -40,6 +40,7 @@ import redis
 from schemas.settings import WorkerSettings
 from workers.errors import TransientError, translate
 from workers.state.keys import TWILIO_LIMIT_PREFIX
+from workers.state.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,9 @@ return tostring(limit)
 def limiter_client(settings: WorkerSettings) -> redis.Redis:
     """The Redis connection of the limiters (one may serve every account's limiter): its
     socket timeout outlasts a waiter's block."""
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=POLL + 10, socket_connect_timeout=5,
-        health_check_interval=30,
+    return redis_client(
+        settings.redis_url, sentinel=settings.redis_sentinel, socket_timeout=POLL + 10,
+        socket_connect_timeout=5, health_check_interval=30,
     )  # fmt: skip
 
 

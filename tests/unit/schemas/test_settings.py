@@ -364,11 +364,21 @@ def test_the_reconcile_window_must_be_shorter_than_the_deduplication_ttl() -> No
     assert settings.dedup_ttl == 86400
 
 
-def test_the_retry_backoff_respects_rabbitmqs_consumer_timeout() -> None:
-    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+@pytest.mark.parametrize(
+    "amqp", ["amqp://guest:guest@127.0.0.1:5672//", "amqps://u:p@mq:5671/roomrec;amqps://u:p@mq2"]
+)
+def test_retries_of_any_length_on_rabbitmq_as_on_redis(amqp: str) -> None:
+    """RabbitMQ delays retries itself (native delayed delivery): no countdown in a worker."""
     assert load_worker(worker_env()).retry_backoff_max == 1800  # Redis: retries wait in Redis
-    assert load_worker(worker_env(CELERY_BROKER_URL=amqp)).retry_backoff_max == 900
+    assert load_worker(worker_env(CELERY_BROKER_URL=amqp)).retry_backoff_max == 1800
+    long = load_worker(worker_env(CELERY_BROKER_URL=amqp, RETRY_BACKOFF_MAX="86400"))
+    assert long.retry_backoff_max == 86400
+
+
+def test_the_retry_backoff_respects_the_consumer_timeout_of_other_brokers() -> None:
+    other = "sqs://key:secret@"  # Celery's countdown holds each retry in the worker there
+    assert load_worker(worker_env(CELERY_BROKER_URL=other)).retry_backoff_max == 900
     assert "RETRY_BACKOFF_MAX" in worker_error(
-        worker_env(CELERY_BROKER_URL=amqp, RETRY_BACKOFF_MAX="1800")
+        worker_env(CELERY_BROKER_URL=other, RETRY_BACKOFF_MAX="1800")
     )
-    assert load_worker(worker_env(CELERY_BROKER_URL=amqp, RETRY_BACKOFF_MAX="600"))
+    assert load_worker(worker_env(CELERY_BROKER_URL=other, RETRY_BACKOFF_MAX="600"))

@@ -4,13 +4,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-import requests
 from celery import Celery
 
 from devtools.receiver import ForwardTarget
 from tests.unit.workers.helpers import FORWARD_SECRET, Answer, LocalServer, worker_settings
 from workers.delivery.celery_app import make_celery
 from workers.handlers import HandlerContext
+from workers.outbound.http import Pool
 
 
 @pytest.fixture
@@ -56,14 +56,14 @@ def forward_target(_forward_target_server: ForwardTarget) -> ForwardTarget:
 
 @pytest.fixture
 def make_context(redis_url: str) -> Iterator[Callable[..., HandlerContext]]:
-    """``make_context(**env)``: a HandlerContext on the private Redis and a real HTTP session."""
+    """``make_context(**env)``: a HandlerContext on the private Redis and a real HTTP pool."""
     opened: list[HandlerContext] = []
 
     def make(**env: str) -> HandlerContext:
         context = HandlerContext(
             settings=worker_settings(REDIS_URL=redis_url, **env),
             redis=redis.Redis.from_url(redis_url),
-            http=requests.Session(),
+            http=Pool(),
         )
         opened.append(context)
         return context

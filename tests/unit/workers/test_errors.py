@@ -15,6 +15,7 @@ import botocore.exceptions as boto
 import pytest
 import redis
 import requests
+import urllib3
 from requests.structures import CaseInsensitiveDict
 from sqlalchemy import exc as sa_exc
 
@@ -180,6 +181,16 @@ LIBRARY_ERRORS = [
     (requests.ReadTimeout("https://h/?sig=s3cr3t"), TransientError),
     (requests.ConnectionError("https://h/?sig=s3cr3t"), TransientError),
     (requests.exceptions.ChunkedEncodingError("broken"), TransientError),
+    # urllib3 (the workers' Pool): the same, and its text quotes the URL too
+    (urllib3.exceptions.NewConnectionError(None, "https://h/?sig=s3cr3t refused"), TransientError),
+    (urllib3.exceptions.ConnectTimeoutError(None, "https://h/?sig=s3cr3t"), TransientError),
+    (urllib3.exceptions.ReadTimeoutError(None, "https://h/?sig=s3cr3t", "read timed out"),
+     TransientError),
+    (urllib3.exceptions.ProtocolError("Connection aborted", ConnectionResetError()),
+     TransientError),
+    (urllib3.exceptions.SSLError("https://h/?sig=s3cr3t: CERTIFICATE_VERIFY_FAILED"),
+     TransientError),
+    (urllib3.exceptions.ProxyError("https://h/?sig=s3cr3t", OSError()), TransientError),
     # redis: down, hung, out of memory, read-only during a failover
     (redis.ConnectionError("Error 111 connecting"), TransientError),
     (redis.TimeoutError("Timeout reading from socket"), TransientError),
@@ -238,6 +249,13 @@ def test_library_errors_are_translated_naming_what_failed(
     [
         (requests.ReadTimeout("https://h/"), "forward to h timed out"),
         (requests.ConnectionError("https://h/"), "forward to h failed: ConnectionError"),
+        (urllib3.exceptions.ReadTimeoutError(None, "https://h/", "read timed out"),
+         "forward to h timed out"),
+        (urllib3.exceptions.ConnectTimeoutError(None, "https://h/"), "forward to h timed out"),
+        (urllib3.exceptions.NewConnectionError(None, "refused"),
+         "forward to h failed: NewConnectionError"),
+        (urllib3.exceptions.ProtocolError("Connection aborted"),
+         "forward to h failed: ProtocolError"),
         (redis.ConnectionError("Error 111"),
          "Redis failed on forward to h: ConnectionError: Error 111"),
         (client_error(503, "SlowDown"), "S3 answered 503 SlowDown to forward to h"),
@@ -286,7 +304,8 @@ def test_the_map_imports_none_of_the_libraries_it_knows() -> None:
     code = (
         "import sys, workers.errors as e\n"
         "e.classify(ValueError()); e.translate(OSError(5, 'EIO'), 'x')\n"
-        "print(sorted(m for m in ('requests', 'redis', 'botocore', 'boto3', 'sqlalchemy')"
+        "print(sorted(m for m in ('requests', 'urllib3', 'redis', 'botocore', 'boto3',"
+        " 'sqlalchemy')"
         " if m in sys.modules))"
     )
     done = subprocess.run(

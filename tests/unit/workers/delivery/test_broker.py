@@ -48,7 +48,6 @@ def test_the_broker_is_redis_only_when_it_is_the_very_database_of_redis_url(
 
     assert type(broker) is chosen
     assert (broker.celery, broker.redis) == (celery, client)
-    assert broker.needs_pump is (chosen is RedisBroker)  # the pump runs only for Redis
     broker.close()
     celery.close()
 

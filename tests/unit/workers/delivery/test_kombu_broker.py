@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 import redis
+from celery.utils.quorum_queues import detect_quorum_queues
 
 from schemas import EventMessage, load_callback
 from schemas.settings import DEFAULT_DEDUP_TTL
 from tests.support.queues import task_messages
 from tests.support.twilio import room_params
 from workers.delivery.celery_app import (
+    AMQP_EXCHANGE,
     EVENTS_QUEUE,
     HANDLERS_QUEUE,
     PROCESS_EVENT_TASK,
@@ -67,6 +69,32 @@ def test_an_amqp_broker_gets_publisher_confirms_and_no_redis_options(
         assert options["read_timeout"] == options["write_timeout"] == timeout
         assert options["max_retries"] == 0
         assert app.conf.broker_connection_timeout == timeout
+    app.close()
+
+
+def test_rabbitmq_queues_are_quorum_queues_on_a_topic_exchange() -> None:
+    """Quorum queues survive a node's loss; a topic exchange lets Celery's native delayed
+    delivery route a due message back to its queue (a direct exchange cannot)."""
+    app = make_celery("amqp://guest:guest@127.0.0.1:5672//;amqp://guest:guest@127.0.0.2:5672//")
+    queues = app.amqp.queues
+    for name in (EVENTS_QUEUE, HANDLERS_QUEUE):
+        queue = queues[name]
+        assert queue.queue_arguments == {"x-queue-type": "quorum"}
+        assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == (
+            AMQP_EXCHANGE, "topic", name
+        )  # fmt: skip
+        assert queue.durable and not queue.auto_delete
+    assert detect_quorum_queues(app, "amqp") == (True, EVENTS_QUEUE)  # delayed delivery is on
+    made = queues["roomrec.elsewhere"]  # a queue Celery would create by itself
+    assert made.queue_arguments == {"x-queue-type": "quorum"} and made.exchange.type == "topic"
+    assert app.conf.broker_native_delayed_delivery_queue_type == "quorum"
+    app.close()
+
+
+def test_redis_queues_stay_plain_lists() -> None:
+    app = make_celery("redis://localhost:6379/0")
+    assert all(not queue.queue_arguments for queue in app.amqp.queues.values())
+    assert detect_quorum_queues(app, "redis") == (False, "")
     app.close()
 
 
@@ -192,6 +220,15 @@ def test_kombu_schedules_through_celery_with_its_countdown(
     client.close()
 
 
+def test_kombu_delays_in_whole_seconds(kombu_broker: KombuBroker) -> None:
+    """Native delayed delivery counts in seconds (and refuses less than one): rounded up."""
+    kombu_broker.schedule(PROCESS_EVENT_TASK, [{"id": "evt_3"}], task_id="evt_3",
+                          queue=EVENTS_QUEUE, retries=1, delay=0.4)  # fmt: skip
+
+    [headers] = [m["headers"] for m in _raw(str(kombu_broker.celery.conf.broker_url), EVENTS_QUEUE)]
+    assert 0.5 < (datetime.fromisoformat(headers["eta"]) - datetime.now(UTC)).total_seconds() <= 1
+
+
 def test_kombu_has_no_ledger_nor_delayed_set_to_pump(
     kombu_broker: KombuBroker, redis_url: str
 ) -> None:
@@ -203,7 +240,6 @@ def test_kombu_has_no_ledger_nor_delayed_set_to_pump(
     assert client.hgetall(INFLIGHT_KEY) == {b"evt_1": b"not ours"}  # untouched
     assert kombu_broker.move_due() == 0
     assert kombu_broker.sweep() == 0
-    assert kombu_broker.needs_pump is False
     client.close()
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -247,3 +248,31 @@ def test_a_slow_receiver_times_out_as_transient(
         handler(recording_event(), server.url)
 
     assert "timed out" in str(caught.value)
+
+
+def test_a_targets_userinfo_becomes_basic_credentials(
+    make_context: MakeContext, local_server: Start
+) -> None:
+    server = local_server(answering(204))
+    url = server.url.replace("http://", "http://hook-user:hook%20pass@") + "/in?x=1"
+
+    forwarder(make_context, url)(recording_event(), url)
+
+    [seen] = server.seen
+    assert (seen.path, seen.query) == ("/in", "x=1")
+    expected = base64.b64encode(b"hook-user:hook pass").decode()
+    assert seen.headers["Authorization"] == f"Basic {expected}"
+
+
+def test_deliveries_to_one_target_share_a_connection(
+    make_context: MakeContext, forward_target: ForwardTarget
+) -> None:
+    context = make_context(FORWARD_URLS=forward_target.url)
+    handler = resolve("forward")(context)
+
+    for _ in range(3):
+        handler(recording_event(), forward_target.url)
+
+    assert len(forward_target.deliveries) == 3
+    pool = context.http.manager(forward_target.url).connection_from_url(forward_target.url)
+    assert pool.num_connections == 1  # kept alive between the POSTs

@@ -14,12 +14,13 @@ from urllib.parse import quote
 
 import pytest
 import requests
+import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.cputime import LINEAR_BOUND, growth
 from tests.unit.workers.helpers import recording_event, worker_settings
-from workers.errors import TransientError
+from workers.errors import TransientError, translate
 from workers.handlers import HandlerContext, resolve
 from workers.observability.logs import (
     _SIGNATURE_PARAM,
@@ -34,6 +35,8 @@ from workers.observability.logs import (
     settings_secrets,
     truncate,
 )
+from workers.observability.redaction import redact
+from workers.outbound.http import Pool
 
 SECRET = "s3cr3t-auth-token-0123456789"
 # What the redaction of signed queries must find: the one expression it was, which is
@@ -225,6 +228,16 @@ def test_settings_secrets_are_tokens_secrets_and_url_passwords() -> None:
     assert settings.twilio_account_sid not in found
 
 
+def test_settings_secrets_hold_the_password_of_every_url_of_a_failover_list() -> None:
+    """kombu's failover and Sentinel URLs are ``;`` lists: a later URL's password is as secret
+    as the first's."""
+    settings = worker_settings(
+        CELERY_BROKER_URL="amqp://u:first-pass-123@h1:5672//;amqp://u:second-pass-456@h2:5672//",
+    )
+    found = settings_secrets(settings)
+    assert {"first-pass-123", "second-pass-456"} <= set(found)
+
+
 def test_settings_secrets_reach_into_the_accounts_of_twilio_accounts() -> None:
     other = "AC" + "7" * 32
     settings = worker_settings(
@@ -357,23 +370,49 @@ def _closed_port() -> int:
 def test_a_chained_requests_traceback_shows_neither_password_nor_token(
     capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    """A real ConnectionError from requests (a closed loopback port), raised while forwarding
-    and chained under the handler's TransientError, logged with its traceback by a worker's
-    logging: requests quotes the URL's path and query in it."""
+    """A real ConnectionError from requests (a closed loopback port; requests carries the media
+    downloads), chained under a TransientError as :func:`workers.errors.translate` makes it,
+    logged with its traceback by a worker's logging: requests quotes the URL's path and query
+    in it."""
     url = f"http://user:{_PASSWORD}@127.0.0.1:{_closed_port()}/x?token={quote(_TOKEN, safe='')}"
     settings = worker_settings(FORWARD_URLS=url)
-    context = HandlerContext(settings=settings, redis=None, http=requests.Session())  # type: ignore[arg-type]
+    capsys.readouterr()
+    configure_logging("INFO", fmt, secrets=settings_secrets(settings))
+    with pytest.raises(TransientError) as raised, requests.Session() as session:
+        try:
+            session.post(url, data=b"{}", timeout=5)
+        except requests.RequestException as exc:
+            raise translate(exc, f"download from {redact(url)}") from exc
+    cause = raised.value.__cause__
+    assert isinstance(cause, requests.ConnectionError)
+    assert quote(_TOKEN, safe="") in str(cause)  # the exception itself quotes the token
+    logging.getLogger("workers.pipeline.tasks").error("download failed", exc_info=raised.value)
+    out = capsys.readouterr().err
+    assert "ConnectionError" in out and "direct cause" in out  # the chained traceback is there
+    for needle in (_PASSWORD, _TOKEN, quote(_TOKEN, safe=""), "tok%2Fen"):
+        assert needle not in out
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_chained_forward_traceback_shows_neither_password_nor_token(
+    capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """The same through the forward handler, whose POST goes through urllib3: a real
+    NewConnectionError, chained under the handler's TransientError, logged with its
+    traceback."""
+    url = f"http://user:{_PASSWORD}@127.0.0.1:{_closed_port()}/x?token={quote(_TOKEN, safe='')}"
+    settings = worker_settings(FORWARD_URLS=url)
+    context = HandlerContext(settings=settings, redis=None, http=Pool())  # type: ignore[arg-type]
     handler = resolve("forward")(context)
     capsys.readouterr()
     configure_logging("INFO", fmt, secrets=settings_secrets(settings))
     with pytest.raises(TransientError) as raised:
         handler(recording_event(), url)
     cause = raised.value.__cause__
-    assert isinstance(cause, requests.ConnectionError)
-    assert quote(_TOKEN, safe="") in str(cause)  # the exception itself quotes the token
+    assert isinstance(cause, urllib3.exceptions.NewConnectionError)
     logging.getLogger("workers.pipeline.tasks").error("forward failed", exc_info=raised.value)
     out = capsys.readouterr().err
-    assert "ConnectionError" in out and "direct cause" in out  # the chained traceback is there
+    assert "NewConnectionError" in out and "direct cause" in out  # the chained traceback
     for needle in (_PASSWORD, _TOKEN, quote(_TOKEN, safe=""), "tok%2Fen"):
         assert needle not in out
     context.http.close()

@@ -15,11 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.twilio import sid
+from workers.state.holds import Hold
 from workers.state.keys import ROOM_RECORDINGS_KEY, ROOM_STATE_KEY
 from workers.state.rooms import (
     DONE,
     EMIT,
     LIST,
+    UPDATE,
     WAIT,
     Observation,
     RoomTracker,
@@ -260,3 +262,95 @@ def test_concurrent_workers_make_one_ready(client: redis.Redis):
         emitters = deliver_all(client, room, recordings, events)
 
         assert len(set(emitters)) == 1, emitters
+
+
+# --- the update as a task's last write ----------------------------------------------------------
+
+
+def held(client: redis.Redis, member: str) -> Hold:
+    """A hold like a ledger entry's: ``member`` in two hashes and a sorted set."""
+    hold = Hold(member, hashes=("test:held", "test:held:counts"), sorted_sets=("test:held:due",))
+    client.hset("test:held", member, "message")
+    client.hset("test:held:counts", member, 1)
+    client.zadd("test:held:due", {member: 1.0})
+    return hold
+
+
+def still_held(client: redis.Redis, hold: Hold) -> bool:
+    found = [client.hexists(key, hold.member) for key in hold.hashes]
+    found += [client.zscore(key, hold.member) is not None for key in hold.sorted_sets]
+    assert len(set(found)) == 1  # all or nothing
+    return found[0]
+
+
+def test_an_update_that_ends_its_callers_work_releases_its_hold(
+    client: redis.Redis, tracker: RoomTracker
+) -> None:
+    room, recording = sid("RM"), sid("RT")
+    waiting, other = held(client, "evt_wait"), held(client, "evt_other")
+
+    update = Update(room, "evt_wait", recordings=[seen(recording, "processing")])
+    assert tracker.update(update, "t1", release=waiting).decision == WAIT
+
+    assert not still_held(client, waiting)
+    assert still_held(client, other)
+
+
+def test_an_update_after_which_its_caller_lists_or_emits_keeps_its_hold(
+    client: redis.Redis, tracker: RoomTracker
+) -> None:
+    room, recording = sid("RM"), sid("RT")
+    listing, emitting, late = (held(client, name) for name in ("evt_end", "evt_last", "evt_late"))
+
+    assert tracker.update(Update(room, "evt_end", ended=True), "t1", release=listing).decision \
+        == LIST  # fmt: skip
+    assert still_held(client, listing)
+    tracker.update(Update(room, "evt_end", listed=True, recordings=[seen(recording, "processing")]),
+                   "t2")  # fmt: skip
+    last = Update(room, "evt_last", recordings=[seen(recording, "completed")])
+    assert tracker.update(last, "t3", release=emitting).decision == EMIT
+    assert still_held(client, emitting)
+    assert tracker.update(last, "t4", release=emitting).decision == EMIT  # redelivered
+    assert still_held(client, emitting)
+    again = Update(room, "evt_late", recordings=[seen(recording, "completed")])
+    assert tracker.update(again, "t5", release=late).decision == DONE
+    assert not still_held(client, late)
+
+
+def test_writes_queued_before_go_in_one_transaction_with_the_update(
+    client: redis.Redis, tracker: RoomTracker
+) -> None:
+    room = sid("RM")
+    hold = held(client, "evt_a")
+    client.script_load(UPDATE)
+    executed = int(client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
+    update = Update(room, "evt_a", recordings=[seen(sid("RT"), "processing")])
+
+    outcome = tracker.update(
+        update, "t1", before=lambda pipe: pipe.set("test:mark", 1), release=hold
+    )
+
+    assert outcome.decision == WAIT
+    assert client.get("test:mark") == "1" and not still_held(client, hold)
+    assert int(client.info("commandstats")["cmdstat_exec"]["calls"]) == executed + 1
+
+
+def test_a_redis_without_the_script_gets_it_and_the_transaction_runs_again(
+    client: redis.Redis, tracker: RoomTracker
+) -> None:
+    room, recording = sid("RM"), sid("RT")
+    hold = held(client, "evt_a")
+    client.script_flush()  # a restarted Redis: no script by its digest
+    queued: list[int] = []
+
+    def before(pipe: redis.client.Pipeline) -> None:
+        queued.append(1)
+        pipe.incr("test:mark")
+
+    outcome = tracker.update(Update(room, "evt_a", recordings=[seen(recording, "processing")]),
+                             "t1", before=before, release=hold)  # fmt: skip
+
+    assert outcome.decision == WAIT and len(queued) == 2
+    assert room_state(client, room).statuses == {recording: "processing"}
+    assert not still_held(client, hold)
+    assert client.get("test:mark") == "2"  # the writes ran twice: they must set, not add
