@@ -7,7 +7,7 @@ previous results), the figures table of BENCHMARKS.md, and standard output as ma
 Nothing is asserted: a missed target is reported, not failed; the exit status is 1 only when
 a benchmark could not run to its end.
 
-    python -m bench                          # all seven, about 10 minutes
+    python -m bench                          # all eight, about 15 minutes
     python -m bench --only ingest,archive    # some of them
     python -m bench roundtrips drain         # the same, named as arguments
     python -m bench --quick                  # a smoke run: small sizes, writes nothing
@@ -33,6 +33,7 @@ from bench import (
     latency,
     machine,
     memory,
+    rabbitmq,
     report,
     roundtrips,
 )
@@ -44,7 +45,7 @@ log = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "latest.json"
 DOCUMENT = HERE.parent / "BENCHMARKS.md"
-ORDER = ("ingest", "drain", "latency", "archive", "concurrency", "roundtrips", "memory")
+ORDER = ("ingest", "drain", "latency", "archive", "concurrency", "roundtrips", "rabbitmq", "memory")
 SAMPLERS = ("ingest", "drain", "latency", "concurrency")  # what memory reads from
 
 Runner = Callable[[BenchEnv], dict[str, Any]]
@@ -63,6 +64,14 @@ def runners(quick: bool) -> dict[str, Runner]:
                 env, rounds=1, events=200, ideal_fetches=200
             ),
             "roundtrips": lambda env: roundtrips.run(env, windows=2, warm_up=2),
+            "rabbitmq": lambda env: rabbitmq.run(
+                env,
+                rounds=1,
+                events=300,
+                ingest_rounds=1,
+                requests=20_000,
+                options=ingest.WrkOptions(seconds=3, warmup=1),
+            ),
             "memory": memory.run,
         }
     return {
@@ -72,6 +81,7 @@ def runners(quick: bool) -> dict[str, Runner]:
         "archive": archive.run,
         "concurrency": concurrency.run,
         "roundtrips": roundtrips.run,
+        "rabbitmq": rabbitmq.run,
         "memory": memory.run,
     }
 

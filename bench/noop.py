@@ -14,7 +14,10 @@ from workers.delivery.messages import build_message
 
 NOOP_TASK = "bench.noop"
 
-app = make_celery(os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
+# On the broker the worker under test uses: CELERY_BROKER_URL when given (RabbitMQ), else Redis.
+app = make_celery(
+    os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+)
 
 
 @app.task(name=NOOP_TASK)

@@ -15,6 +15,7 @@ TITLES = {
     "archive": "5. Archive",
     "concurrency": "6. Concurrency",
     "roundtrips": "7. Round trips",
+    "rabbitmq": "8. RabbitMQ",
 }
 START = "<!-- bench:results:start (written by `python -m bench`; do not edit by hand) -->"
 END = "<!-- bench:results:end -->"

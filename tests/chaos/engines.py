@@ -23,12 +23,17 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from devtools.rabbitmq_node import RabbitCluster, RabbitNode, private_epmd, rabbitmq_scripts
 from devtools.redis_server import RedisServer
-from tests.support import rabbitmq
 from tests.support.sentinel import SentinelGroup, running_group
 from workers.state.redis_client import redis_client
 
 ENGINES = ("redis", "rabbitmq", "sentinel")
+# A quorum queue dead-letters at least once: its dead-letter worker publishes to the target and
+# waits for the confirm, trying again after this long without one. A delayed retry passes
+# between the delay queues of native delayed delivery that way, and one in transit when its
+# node is SIGKILLed waits out the whole timeout (RabbitMQ's default: 180 s) before it moves on.
+DEAD_LETTER_CONFIG = "[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].\n"
 
 
 class Engine:
@@ -63,15 +68,15 @@ class RabbitEngine(Engine):
 
     name = "rabbitmq"
 
-    def __init__(self, durable: RedisServer, cluster: rabbitmq.RabbitCluster) -> None:
+    def __init__(self, durable: RedisServer, cluster: RabbitCluster) -> None:
         super().__init__(durable)
         self.cluster = cluster
-        self.killed: rabbitmq.RabbitNode | None = None
+        self.killed: RabbitNode | None = None
 
     def env(self) -> dict[str, str]:
         return {"CELERY_BROKER_URL": self.cluster.failover_url()}
 
-    def busiest(self) -> rabbitmq.RabbitNode:
+    def busiest(self) -> RabbitNode:
         """The node most of the stack's AMQP connections are on (every node lists them all)."""
         listed = self.cluster.nodes[-1].ctl("list_connections", "port", "--formatter", "json")
         ports = Counter(int(connection["port"]) for connection in json.loads(listed))
@@ -150,7 +155,14 @@ def running_engine(name: str, directory: Path) -> Iterator[Engine]:
             durable.start()
             stack.callback(durable.stop)
             if name == "rabbitmq":
-                cluster = stack.enter_context(rabbitmq.running_cluster(directory / "rabbitmq"))
+                rabbitmq_scripts()  # a missing rabbitmq-server named before a missing epmd
+                (directory / "rabbitmq").mkdir()
+                epmd_port = stack.enter_context(private_epmd(directory / "rabbitmq"))
+                cluster = RabbitCluster(directory / "rabbitmq", epmd_port)
+                for node in cluster.nodes:
+                    (node.directory / "advanced.config").write_text(DEAD_LETTER_CONFIG)
+                stack.callback(cluster.kill)
+                cluster.start()
                 engine = RabbitEngine(durable, cluster)
             else:
                 engine = Engine(durable)

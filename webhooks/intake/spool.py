@@ -2,18 +2,20 @@
 
 SQLite in WAL mode with ``synchronous=FULL``: an append is on disk (fsync'd) before the callback
 is answered. A :class:`Relay` thread moves spooled events to the queue, oldest first, as soon as
-the queue answers again. Several gunicorn processes share one spool file; each may relay, and an
-event relayed twice is absorbed by the queue's de-duplication.
+the queue answers again. Several gunicorn processes share one spool file; one relays at a time
+(:meth:`Spool.drain`), and an event relayed twice is absorbed by the queue's de-duplication.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from schemas import EventMessage, EventMessageSchema
@@ -156,22 +158,41 @@ class Spool:
 
     def drain(self, enqueue: Callable[[EventMessage], bool], *, batch: int = 200) -> int:
         """Queue spooled events oldest first, removing each once queued; stop at the first
-        failure (:class:`BrokerUnavailable` propagates). Returns how many were moved."""
-        connection = self._connect()
-        rows = connection.execute(
-            "SELECT seq, message FROM spool ORDER BY seq LIMIT ?", (batch,)
-        ).fetchall()
-        moved = 0
-        for seq, text in rows:
+        failure (:class:`BrokerUnavailable` propagates). Returns how many were moved: 0 while
+        another process relays. One relay at a time, because with RabbitMQ as the broker an
+        enqueue answering "seen already" may mean another relay's enqueue of the same event is
+        under way, which can still fail and take its marks back: a second relay deleting its
+        row on that answer would lose the event."""
+        with self._relaying() as alone:
+            if not alone:
+                return 0
+            connection = self._connect()
+            rows = connection.execute(
+                "SELECT seq, message FROM spool ORDER BY seq LIMIT ?", (batch,)
+            ).fetchall()
+            moved = 0
+            for seq, text in rows:
+                try:
+                    message: EventMessage = _messages.load(json.loads(text))
+                except ValueError as exc:  # cannot happen for rows this code wrote; keep them
+                    log.error("spooled row %s is unreadable, left in %s: %s", seq, self.path, exc)
+                    continue
+                enqueue(message)
+                connection.execute("DELETE FROM spool WHERE seq = ?", (seq,))
+                moved += 1
+            return moved
+
+    @contextmanager
+    def _relaying(self) -> Iterator[bool]:
+        """An exclusive lock on ``<spool>.relay-lock`` if no other process holds it: whether
+        this one got it (released on exit, or when the process dies)."""
+        with open(f"{self.path}.relay-lock", "a") as lock:
             try:
-                message: EventMessage = _messages.load(json.loads(text))
-            except ValueError as exc:  # cannot happen for rows this code wrote; keep them
-                log.error("spooled row %s is unreadable, left in %s: %s", seq, self.path, exc)
-                continue
-            enqueue(message)
-            connection.execute("DELETE FROM spool WHERE seq = ?", (seq,))
-            moved += 1
-        return moved
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
 
 
 class Relay:
